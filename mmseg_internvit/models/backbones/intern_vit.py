@@ -1,0 +1,314 @@
+"""InternViT (6B and 300M) as a dense-prediction backbone."""
+import math
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch.utils.checkpoint as cp
+from mmengine.model import BaseModule
+from timm.layers import DropPath, LayerScale, Mlp, trunc_normal_
+
+from mmseg_internvit.registry import MODELS
+from ..layers import Attention, RMSNorm, build_norm
+
+ARCH_KEYS = ('embed_dims', 'num_layers', 'num_heads', 'feedforward_channels',
+             'qk_normalization', 'norm_type', 'qkv_bias', 'layer_scale_init',
+             'pretrain_size')
+
+ARCH_ZOO: Dict[str, dict] = {
+    # InternViT-6B-224px.
+    '6b': dict(embed_dims=3200, num_layers=48, num_heads=25, feedforward_channels=12800,
+               qk_normalization=True, norm_type='rms', qkv_bias=False,
+               layer_scale_init=0.1, pretrain_size=224),
+    # InternViT-6B-448px-V1-0 / V1-2 / V1-5 / V2-5: same width, 45 layers.
+    '6b-448': dict(embed_dims=3200, num_layers=45, num_heads=25, feedforward_channels=12800,
+                   qk_normalization=True, norm_type='rms', qkv_bias=False,
+                   layer_scale_init=0.1, pretrain_size=448),
+    # InternViT-300M-448px.
+    '300m': dict(embed_dims=1024, num_layers=24, num_heads=16, feedforward_channels=4096,
+                 qk_normalization=False, norm_type='ln', qkv_bias=True,
+                 layer_scale_init=1.0, pretrain_size=448),
+}
+
+DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
+
+
+def resolve_arch(arch: Union[str, dict]) -> dict:
+    """Return the full arch dict for a preset name or a user dict."""
+    if isinstance(arch, str):
+        if arch not in ARCH_ZOO:
+            raise ValueError(f'Unknown InternViT arch {arch!r}; use one of '
+                             f'{sorted(ARCH_ZOO)} or a dict with keys {ARCH_KEYS}')
+        return dict(ARCH_ZOO[arch])
+    missing = set(ARCH_KEYS) - set(arch)
+    extra = set(arch) - set(ARCH_KEYS)
+    if missing or extra:
+        raise ValueError(f'InternViT arch dict must have exactly the keys {ARCH_KEYS}; '
+                         f'missing {sorted(missing)}, unexpected {sorted(extra)}')
+    return dict(arch)
+
+
+def resize_pos_embed(pos_embed: torch.Tensor, src_grid: Tuple[int, int],
+                     dst_grid: Tuple[int, int]) -> torch.Tensor:
+    """Resize patch position embeddings ``(1, h*w, C)`` from one grid to another.
+
+    Bicubic, ``align_corners=False`` and no antialiasing, computed in float32:
+    the interpolation of the released InternViT code, so pretrained features are
+    reproduced exactly (timm's resampler antialiases and gives other values).
+    """
+    if tuple(src_grid) == tuple(dst_grid):
+        return pos_embed
+    C = pos_embed.shape[-1]
+    grid = pos_embed.float().reshape(1, *src_grid, C).permute(0, 3, 1, 2)
+    grid = F.interpolate(grid, size=dst_grid, mode='bicubic', align_corners=False)
+    return grid.flatten(2).transpose(1, 2).to(pos_embed.dtype)
+
+
+class PatchEmbed(nn.Module):
+    """Non-overlapping patch projection that pads H and W up to the patch size.
+
+    Args:
+        patch_size: Patch side in pixels.
+        in_channels: Image channels.
+        embed_dims: Token width.
+    """
+
+    def __init__(self, patch_size: int, in_channels: int, embed_dims: int) -> None:
+        super().__init__()
+        self.patch_size = patch_size
+        self.proj = nn.Conv2d(in_channels, embed_dims, patch_size, stride=patch_size)
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
+        H, W = x.shape[-2:]
+        p = self.patch_size
+        # Zero padding on the right/bottom: after mean/std normalisation zero is
+        # the mean colour, the least surprising filler for the last patch row.
+        x = F.pad(x, (0, -W % p, 0, -H % p))
+        x = self.proj(x)
+        return x.flatten(2).transpose(1, 2), (x.shape[2], x.shape[3])
+
+
+class InternViTBlock(nn.Module):
+    """Pre-norm transformer block with layer scale and stochastic depth.
+
+    Args:
+        dim: Token width.
+        num_heads: Attention heads.
+        mlp_hidden: Hidden width of the GELU MLP.
+        qkv_bias: Bias on the qkv projection.
+        qk_normalization: Whole-width RMS qk-norm.
+        norm_type: ``'rms'`` or ``'ln'`` for norm1/norm2.
+        layer_scale_init: Initial value of the layer-scale gammas.
+        drop_path: Stochastic depth rate of this block.
+        attn_impl: See :class:`Attention`.
+    """
+
+    def __init__(self, dim: int, num_heads: int, mlp_hidden: int, qkv_bias: bool,
+                 qk_normalization: bool, norm_type: str, layer_scale_init: float,
+                 drop_path: float = 0.0, attn_impl: str = 'sdpa') -> None:
+        super().__init__()
+        self.norm1 = build_norm(norm_type, dim)
+        self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias,
+                              qk_normalization=qk_normalization, attn_impl=attn_impl)
+        self.ls1 = LayerScale(dim, init_values=layer_scale_init)
+        self.norm2 = build_norm(norm_type, dim)
+        self.mlp = Mlp(dim, hidden_features=mlp_hidden, act_layer=nn.GELU)
+        self.ls2 = LayerScale(dim, init_values=layer_scale_init)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop_path(self.ls1(self.attn(self.norm1(x))))
+        return x + self.drop_path(self.ls2(self.mlp(self.norm2(x))))
+
+
+@MODELS.register_module()
+class InternViT(BaseModule):
+    """InternViT backbone returning NCHW feature maps of chosen blocks.
+
+    Parameters are allocated without being written at construction; the random
+    init (or the checkpoint, when ``init_cfg`` names one) is applied by
+    :meth:`init_weights`, so a 6B model never holds a throw-away fp32 copy.
+    Inputs of any size are padded right/bottom to a multiple of the patch size,
+    so every output map is ``(B, C, ceil(H / 14), ceil(W / 14))``.
+
+    Args:
+        arch: ``'6b'`` (224px, 48 layers), ``'6b-448'`` (448px, 45 layers),
+            ``'300m'`` or a dict with the keys of :data:`ARCH_KEYS`.
+        patch_size: Patch side in pixels.
+        in_channels: Image channels.
+        out_indices: Blocks whose outputs are returned (0-based, negative counts
+            from the end).
+        drop_path_rate: Stochastic depth of the last block (linear from 0).
+        frozen: Freeze all parameters, keep eval mode (re-applied by
+            :meth:`train`) and run forward without autograd.
+        with_cp: Activation checkpointing per block while training.
+        dtype: ``'float32'``, ``'bfloat16'`` or ``'float16'``: the parameters'
+            and computation dtype. Outputs are always float32 so heads run fp32.
+        attn_impl: ``'sdpa'`` (fused) or ``'naive'`` (N x N reference).
+        init_cfg: ``dict(type='Pretrained', checkpoint=PATH)`` loads any
+            supported checkpoint format (see ``mmseg_internvit.checkpoint``).
+    """
+
+    def __init__(self,
+                 arch: Union[str, dict] = '6b',
+                 patch_size: int = 14,
+                 in_channels: int = 3,
+                 out_indices: Union[int, Sequence[int]] = -1,
+                 drop_path_rate: float = 0.0,
+                 frozen: bool = False,
+                 with_cp: bool = False,
+                 dtype: str = 'float32',
+                 attn_impl: str = 'sdpa',
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=None)
+        self.pretrained_cfg = _check_init_cfg(init_cfg)
+        self.arch_settings = resolve_arch(arch)
+        s = self.arch_settings
+        if dtype not in DTYPES:
+            raise ValueError(f'dtype must be one of {sorted(DTYPES)}, got {dtype!r}')
+        self.embed_dims = s['embed_dims']
+        self.num_layers = s['num_layers']
+        self.patch_size = patch_size
+        self.frozen = frozen
+        self.with_cp = with_cp
+        self.dtype = DTYPES[dtype]
+        self.out_indices = self._normalize_out_indices(out_indices)
+        pretrain_grid = s['pretrain_size'] // patch_size
+        self.pretrain_grid = (pretrain_grid, pretrain_grid)
+
+        dpr = torch.linspace(0, drop_path_rate, self.num_layers, device='cpu').tolist()
+        # Built on the meta device, then given real (unwritten) storage in the
+        # target dtype on the current default device (so `with torch.device(
+        # 'cuda')` builds straight on the GPU): construction costs no time and
+        # touches no memory.
+        device = torch.empty(0).device
+        with torch.device('meta'):
+            self.patch_embed = PatchEmbed(patch_size, in_channels, self.embed_dims)
+            self.cls_token = nn.Parameter(torch.empty(1, 1, self.embed_dims))
+            self.pos_embed = nn.Parameter(torch.empty(1, 1 + pretrain_grid**2, self.embed_dims))
+            self.blocks = nn.ModuleList(
+                InternViTBlock(self.embed_dims, s['num_heads'], s['feedforward_channels'],
+                               s['qkv_bias'], s['qk_normalization'], s['norm_type'],
+                               s['layer_scale_init'], dpr[i], attn_impl)
+                for i in range(self.num_layers))
+        self.to(self.dtype)
+        self.to_empty(device=device)
+        if self.pretrained_cfg is None:
+            self.reset_parameters()
+        if frozen:
+            self._freeze()
+
+    def _normalize_out_indices(self, out_indices: Union[int, Sequence[int]]) -> List[int]:
+        if isinstance(out_indices, int):
+            out_indices = [out_indices]
+        result = []
+        for index in out_indices:
+            if not -self.num_layers <= index < self.num_layers:
+                raise ValueError(f'out_indices entry {index} is out of range for '
+                                 f'{self.num_layers} blocks (use -{self.num_layers}..'
+                                 f'{self.num_layers - 1})')
+            result.append(index % self.num_layers)
+        return result
+
+    def reset_parameters(self) -> None:
+        """Random init: truncated normal (std 0.02) weights, zero biases."""
+        trunc_normal_(self.pos_embed, std=0.02)
+        trunc_normal_(self.cls_token, std=0.02)
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Conv2d)):
+                trunc_normal_(module.weight, std=0.02)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, (nn.LayerNorm, RMSNorm)):
+                module.reset_parameters()
+            elif isinstance(module, LayerScale):
+                nn.init.constant_(module.gamma, self.arch_settings['layer_scale_init'])
+
+    def init_weights(self) -> None:
+        """Load the configured checkpoint, or apply the random init."""
+        if self.pretrained_cfg is not None:
+            from mmseg_internvit.checkpoint import load_backbone_weights
+            load_backbone_weights(self, self.pretrained_cfg['checkpoint'])
+        else:
+            self.reset_parameters()
+        self._is_init = True
+
+    def _freeze(self) -> None:
+        super().train(False)
+        for param in self.parameters():
+            param.requires_grad = False
+
+    def train(self, mode: bool = True) -> 'InternViT':
+        super().train(mode)
+        if self.frozen:
+            self._freeze()
+        return self
+
+    def get_layer_depth(self, param_name: str, prefix: str = '') -> Tuple[int, int]:
+        """Layer id of a parameter for layer-wise lr decay.
+
+        Embeddings get 0, block ``i`` gets ``i + 1``, anything else (not part of
+        this backbone) gets ``num_layers + 1`` so its decay scale is 1.
+
+        Returns:
+            ``(layer_id, num_layer_ids)`` with ``num_layer_ids = num_layers + 2``.
+        """
+        num_ids = self.num_layers + 2
+        if not param_name.startswith(prefix):
+            return num_ids - 1, num_ids
+        name = param_name[len(prefix):]
+        if name in ('cls_token', 'pos_embed') or name.startswith('patch_embed.'):
+            return 0, num_ids
+        if name.startswith('blocks.'):
+            return int(name.split('.')[1]) + 1, num_ids
+        return num_ids - 1, num_ids
+
+    def no_weight_decay(self) -> set:
+        """Parameter names (relative to this module) kept free of weight decay."""
+        return {'cls_token', 'pos_embed'}
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        self.with_cp = enable
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        if self.frozen:
+            with torch.no_grad():
+                return self._forward(x)
+        return self._forward(x)
+
+    def _forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        B = x.shape[0]
+        tokens, grid = self.patch_embed(x.to(self.dtype))
+        pos = self.pos_embed
+        tokens = tokens + resize_pos_embed(pos[:, 1:], self.pretrain_grid, grid)
+        cls = (self.cls_token + pos[:, :1]).expand(B, -1, -1)
+        x = torch.cat([cls, tokens], dim=1)
+        outs = []
+        last = max(self.out_indices)
+        for i, block in enumerate(self.blocks[:last + 1]):
+            if self.with_cp and self.training and x.requires_grad:
+                x = cp.checkpoint(block, x, use_reentrant=False)
+            else:
+                x = block(x)
+            if i in self.out_indices:
+                outs.append((i, x))
+        by_index = dict(outs)
+        # The heads run in float32: cast once here, not with per-module hooks.
+        return tuple(by_index[i][:, 1:].transpose(1, 2).reshape(B, -1, *grid).float()
+                     for i in self.out_indices)
+
+
+def _check_init_cfg(init_cfg: Optional[dict]) -> Optional[dict]:
+    if init_cfg is None:
+        return None
+    if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained' \
+            and init_cfg.get('checkpoint'):
+        return dict(init_cfg)
+    raise ValueError("InternViT init_cfg must be None or dict(type='Pretrained', "
+                     f"checkpoint=PATH); got {init_cfg!r}")
+
+
+def num_tokens(height: int, width: int, patch_size: int = 14) -> int:
+    """Tokens InternViT attends over for an image (patches plus the cls token)."""
+    return math.ceil(height / patch_size) * math.ceil(width / patch_size) + 1

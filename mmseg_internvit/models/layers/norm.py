@@ -1,0 +1,44 @@
+"""Normalisation layers used by InternViT."""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class RMSNorm(nn.Module):
+    """RMSNorm over the last dimension, computed in float32.
+
+    InternViT-6B normalises in float32 and multiplies by the weight after casting
+    back to the input dtype; matching that order keeps bf16 outputs identical to
+    the released model's.
+
+    Args:
+        dim: Size of the normalised (last) dimension.
+        eps: Added to the mean square before the reciprocal square root.
+    """
+
+    def __init__(self, dim: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        normed = F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps)
+        return self.weight * normed.to(x.dtype)
+
+    def reset_parameters(self) -> None:
+        nn.init.ones_(self.weight)
+
+    def extra_repr(self) -> str:
+        return f'{self.weight.shape[0]}, eps={self.eps}'
+
+
+NORM_TYPES = ('rms', 'ln')
+
+
+def build_norm(norm_type: str, dim: int, eps: float = 1e-6) -> nn.Module:
+    """Build the block norm named by an InternViT arch ('rms' or 'ln')."""
+    if norm_type == 'rms':
+        return RMSNorm(dim, eps=eps)
+    if norm_type == 'ln':
+        return nn.LayerNorm(dim, eps=eps)
+    raise ValueError(f"norm_type must be one of {NORM_TYPES}, got {norm_type!r}")

@@ -1,0 +1,65 @@
+"""Shared fixtures: tiny InternViT archs and checkpoint writers in HF/upstream layout."""
+import re
+
+import pytest
+import torch
+
+TINY_6B_STYLE = dict(embed_dims=64, num_layers=4, num_heads=4, feedforward_channels=256,
+                     qk_normalization=True, norm_type='rms', qkv_bias=False,
+                     layer_scale_init=0.1, pretrain_size=56)
+TINY_300M_STYLE = dict(embed_dims=64, num_layers=3, num_heads=4, feedforward_channels=256,
+                       qk_normalization=False, norm_type='ln', qkv_bias=True,
+                       layer_scale_init=1.0, pretrain_size=56)
+
+
+def pytest_addoption(parser):
+    parser.addoption('--runslow', action='store_true', help='also run tests marked slow')
+
+
+def pytest_configure(config):
+    config.addinivalue_line('markers', 'slow: takes minutes; run with --runslow')
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption('--runslow'):
+        return
+    skip = pytest.mark.skip(reason='slow: run with --runslow (make test-all)')
+    for item in items:
+        if 'slow' in item.keywords:
+            item.add_marker(skip)
+
+
+def build_tiny(arch=None, seed=0, **kwargs):
+    """A tiny InternViT with random, non-trivial weights (seeded)."""
+    from mmseg_internvit.models import InternViT
+    torch.manual_seed(seed)
+    model = InternViT(arch=dict(arch or TINY_6B_STYLE), **kwargs)
+    model.init_weights()
+    # Perturb norms and layer scales so a wrong key mapping shows in outputs.
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() == 1:
+                p.add_(torch.randn_like(p) * 0.1)
+    return model
+
+
+def to_hf_keys(state, prefix=''):
+    """Our key names -> Hugging Face remote-code InternViT names (test inverse map)."""
+    out = {}
+    for key, value in state.items():
+        if key == 'cls_token':
+            new = 'embeddings.class_embedding'
+        elif key == 'pos_embed':
+            new = 'embeddings.position_embedding'
+        elif key.startswith('patch_embed.proj.'):
+            new = 'embeddings.patch_embedding.' + key.rsplit('.', 1)[1]
+        else:
+            new = re.sub(r'^blocks\.(\d+)\.ls([12])\.gamma$', r'encoder.layers.\1.ls\2', key)
+            new = re.sub(r'^blocks\.', 'encoder.layers.', new)
+        out[prefix + new] = value.clone()
+    return out
+
+
+@pytest.fixture
+def tiny_model():
+    return build_tiny()

@@ -1,0 +1,193 @@
+"""InternViT backbone: shapes, out_indices, freezing, checkpointing, numerics."""
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import TINY_300M_STYLE, TINY_6B_STYLE, build_tiny
+from mmseg_internvit.models import InternViT, resize_pos_embed
+from mmseg_internvit.models.layers import Attention, RMSNorm
+
+
+@pytest.mark.parametrize('hw', [(56, 56), (70, 42), (234, 345), (15, 29)])
+def test_output_shapes_any_size(hw):
+    model = build_tiny(out_indices=[0, 2, -1])
+    outs = model(torch.randn(2, 3, *hw))
+    expected = (2, 64, -(-hw[0] // 14), -(-hw[1] // 14))
+    assert len(outs) == 3
+    assert all(o.shape == expected and o.dtype == torch.float32 for o in outs)
+
+
+def test_out_indices_are_block_outputs(tiny_model):
+    tiny_model.out_indices = tiny_model._normalize_out_indices([1, -1])
+    x = torch.randn(1, 3, 56, 56)  # the pretrain grid: no position resize
+    outs = tiny_model(x)
+    tokens, grid = tiny_model.patch_embed(x)
+    tokens = tokens + tiny_model.pos_embed[:, 1:]
+    h = torch.cat([tiny_model.cls_token + tiny_model.pos_embed[:, :1], tokens], 1)
+    manual = []
+    for block in tiny_model.blocks:
+        h = block(h)
+        manual.append(h[:, 1:].transpose(1, 2).reshape(1, 64, *grid))
+    torch.testing.assert_close(outs[0], manual[1])
+    torch.testing.assert_close(outs[1], manual[3])
+
+
+@pytest.mark.parametrize('bad', [4, -5, [0, 7]])
+def test_out_indices_out_of_range(bad):
+    with pytest.raises(ValueError, match='out of range for 4 blocks'):
+        InternViT(arch=TINY_6B_STYLE, out_indices=bad)
+
+
+def test_bad_arch_and_dtype():
+    with pytest.raises(ValueError, match="Unknown InternViT arch '7b'"):
+        InternViT(arch='7b')
+    with pytest.raises(ValueError, match="missing \\['pretrain_size'\\]"):
+        InternViT(arch={k: v for k, v in TINY_6B_STYLE.items() if k != 'pretrain_size'})
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        InternViT(arch=TINY_6B_STYLE, dtype='int8')
+    with pytest.raises(ValueError, match='init_cfg must be None or'):
+        InternViT(arch=TINY_6B_STYLE, init_cfg=dict(type='Kaiming'))
+
+
+def test_presets_have_upstream_shapes():
+    arch = InternViT.__init__.__globals__['ARCH_ZOO']
+    assert arch['6b']['num_layers'] == 48 and arch['6b-448']['num_layers'] == 45
+    assert arch['300m']['embed_dims'] == 1024 and arch['300m']['norm_type'] == 'ln'
+    # Construction allocates without writing: a 6B on meta costs nothing, and
+    # the parameter count matches InternViT-6B (5.9B).
+    with torch.device('meta'):
+        model = InternViT(arch='6b-448', init_cfg=dict(type='Pretrained', checkpoint='x'))
+    count = sum(p.numel() for p in model.parameters())
+    assert 5.5e9 < count < 6.0e9
+    assert model.pos_embed.shape == (1, 1 + 32 * 32, 3200)
+
+
+def test_frozen_really_freezes():
+    model = build_tiny(frozen=True)
+    model.train()
+    assert not model.training and not any(m.training for m in model.modules())
+    assert not any(p.requires_grad for p in model.parameters())
+    x = torch.randn(1, 3, 42, 42, requires_grad=True)
+    out = model(x)[0]
+    assert not out.requires_grad  # no graph kept: no backbone activations stored
+
+
+def test_with_cp_same_outputs_and_grads():
+    x = torch.randn(2, 3, 42, 56)
+    grads = []
+    outs = []
+    for with_cp in (False, True):
+        model = build_tiny(with_cp=with_cp, drop_path_rate=0.0)
+        model.train()
+        out = model(x)[0]
+        out.square().mean().backward()
+        outs.append(out.detach())
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
+    torch.testing.assert_close(outs[0], outs[1])
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name], msg=name)
+
+
+def test_drop_path_is_active_in_train_only():
+    model = build_tiny(drop_path_rate=0.5)
+    x = torch.randn(4, 3, 28, 28)
+    model.eval()
+    torch.testing.assert_close(model(x)[0], model(x)[0])
+    model.train()
+    torch.manual_seed(0)
+    a = model(x)[0]
+    torch.manual_seed(1)
+    b = model(x)[0]
+    assert not torch.allclose(a, b)
+
+
+def test_bf16_dtype_outputs_fp32():
+    model = build_tiny()
+    ref = model(torch.randn(1, 3, 56, 56))
+    bf16 = InternViT(arch=TINY_6B_STYLE, dtype='bfloat16')
+    bf16.load_state_dict(model.state_dict())
+    assert all(p.dtype == torch.bfloat16 for p in bf16.parameters())
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 56, 56)
+    out = bf16(x)[0]
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, model(x)[0], atol=0.1, rtol=0.05)
+    del ref
+
+
+def test_pos_embed_resize_is_bicubic_without_antialias():
+    pos = torch.randn(1, 16, 8)
+    out = resize_pos_embed(pos, (4, 4), (3, 7))
+    ref = F.interpolate(pos.reshape(1, 4, 4, 8).permute(0, 3, 1, 2), size=(3, 7),
+                        mode='bicubic', align_corners=False)
+    torch.testing.assert_close(out, ref.flatten(2).transpose(1, 2))
+    assert resize_pos_embed(pos, (4, 4), (4, 4)) is pos
+
+
+def test_rmsnorm_matches_upstream_formula():
+    norm = RMSNorm(16)
+    with torch.no_grad():
+        norm.weight.normal_()
+    x = torch.randn(3, 16, dtype=torch.bfloat16) * 5
+    var = x.float().pow(2).mean(-1, keepdim=True)
+    ref = norm.weight * (x.float() * torch.rsqrt(var + 1e-6)).to(torch.bfloat16)
+    torch.testing.assert_close(norm(x), ref)
+
+
+def test_sdpa_equals_naive_attention():
+    torch.manual_seed(0)
+    fused = Attention(32, 4, qk_normalization=True)
+    naive = Attention(32, 4, qk_normalization=True, attn_impl='naive')
+    naive.load_state_dict(fused.state_dict())
+    x = torch.randn(2, 10, 32)
+    torch.testing.assert_close(fused(x), naive(x), atol=1e-5, rtol=1e-5)
+
+
+def test_qk_norm_spans_whole_width_before_heads():
+    torch.manual_seed(0)
+    attn = Attention(32, 4, qk_normalization=True, attn_impl='naive')
+    x = torch.randn(1, 5, 32)
+    q, k, v = attn.qkv(x).split(32, -1)
+    q, k = attn.q_norm(q), attn.k_norm(k)  # over all 32 channels
+    heads = [t.view(1, 5, 4, 8).transpose(1, 2) for t in (q, k, v)]
+    ref = torch.softmax(heads[0] @ heads[1].transpose(-1, -2) / 8**0.5, -1) @ heads[2]
+    ref = attn.proj(ref.transpose(1, 2).reshape(1, 5, 32))
+    torch.testing.assert_close(attn(x), ref)
+
+
+def test_layer_depth_and_no_weight_decay(tiny_model):
+    assert tiny_model.get_layer_depth('cls_token') == (0, 6)
+    assert tiny_model.get_layer_depth('patch_embed.proj.weight') == (0, 6)
+    assert tiny_model.get_layer_depth('blocks.0.attn.qkv.weight') == (1, 6)
+    assert tiny_model.get_layer_depth('blocks.3.ls2.gamma') == (4, 6)
+    assert tiny_model.get_layer_depth('backbone.pos_embed', prefix='backbone.') == (0, 6)
+    assert tiny_model.get_layer_depth('decode_head.conv_seg.weight', 'backbone.') == (5, 6)
+    assert tiny_model.no_weight_decay() == {'cls_token', 'pos_embed'}
+
+
+def test_matches_timm_intern300m_architecture():
+    """timm's independent 300M implementation, at tiny width, same weights."""
+    from timm.models.vision_transformer import VisionTransformer
+    torch.manual_seed(0)
+    ref = VisionTransformer(img_size=56, patch_size=14, embed_dim=64, depth=3, num_heads=4,
+                            mlp_ratio=4.0, qkv_bias=True, init_values=1.0, final_norm=False,
+                            dynamic_img_size=True, num_classes=0).eval()
+    model = InternViT(arch=TINY_300M_STYLE, out_indices=[0, 2]).eval()
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    model.load_state_dict(ref.state_dict())  # the same key names, strictly
+    x = torch.randn(2, 3, 56, 56)
+    expected = ref.forward_intermediates(x, indices=[0, 2], output_fmt='NCHW',
+                                         intermediates_only=True)
+    for ours, theirs in zip(model(x), expected):
+        torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+
+
+def test_import_prints_nothing():
+    out = subprocess.run([sys.executable, '-c', 'import mmseg_internvit'],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout == ''
