@@ -4,9 +4,13 @@ Importing the package registers every module in the ``mmseg_internvit`` scope
 and in mmseg's / mmdet's default scopes (where installed), and allow-lists the
 globals of mmengine's own checkpoints for torch's safe loading.
 """
-from .checkpoint import allow_mmengine_checkpoint_globals
-from .registry import register_into_default_scopes
-from . import models  # noqa: F401  (registers the models)
+from .quiet_deepspeed import name_cpu_accelerator_for_deepspeed
+
+name_cpu_accelerator_for_deepspeed()  # before mmengine imports DeepSpeed
+
+from .checkpoint import allow_mmengine_checkpoint_globals  # noqa: E402
+from .registry import register_into_default_scopes  # noqa: E402
+from . import engine, models  # noqa: E402,F401  (registers their modules)
 
 __version__ = '0.1.0'
 

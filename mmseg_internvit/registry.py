@@ -32,7 +32,9 @@ TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope=SCOPE,
                       locations=['mmseg_internvit.datasets'])
 
 # (our registry, attribute name in the downstream library's registry module)
-_MIRRORED = ((MODELS, 'MODELS'), (DATASETS, 'DATASETS'), (TRANSFORMS, 'TRANSFORMS'))
+_MIRRORED = ((MODELS, 'MODELS'), (DATASETS, 'DATASETS'), (TRANSFORMS, 'TRANSFORMS'),
+             (HOOKS, 'HOOKS'), (OPTIM_WRAPPERS, 'OPTIM_WRAPPERS'),
+             (OPTIM_WRAPPER_CONSTRUCTORS, 'OPTIM_WRAPPER_CONSTRUCTORS'))
 
 
 def register_into_default_scopes(libraries=('mmseg', 'mmdet')) -> None:

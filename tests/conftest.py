@@ -63,3 +63,10 @@ def to_hf_keys(state, prefix=''):
 @pytest.fixture
 def tiny_model():
     return build_tiny()
+
+
+@pytest.fixture(scope='session')
+def sample_ade20k(tmp_path_factory):
+    """The generated sample ADE20K dataset (built once per test session)."""
+    from mmseg_internvit.datasets.sample_data import build_sample_ade20k
+    return build_sample_ade20k(str(tmp_path_factory.mktemp('data')))

@@ -173,23 +173,28 @@ def test_grayscale_and_rgba_images_warn(ade):
     assert 'alpha' in _only(report.warnings, str(rgba))
 
 
-def test_exif_rotation_warns(ade):
+def test_exif_rotation_is_an_error(ade):
     path = ade / TRAIN_IMG
     img = Image.open(path)
     exif = Image.Exif()
     exif[0x0112] = 6
     img.save(path, format='JPEG', quality=95, exif=exif)
-    assert 'EXIF orientation 6' in _only(_check(ade).warnings, str(path))
+    assert 'EXIF orientation 6' in _only(_check(ade).errors, str(path))
 
 
 def test_files_mmseg_ignores_warn(ade):
     upper = ade / 'images/training/extra.JPG'
     shutil.copy(ade / TRAIN_IMG, upper)
     (ade / 'images/training/.DS_Store').write_bytes(b'x')
+    # mmengine skips hidden files but enters hidden folders.
+    hidden = ade / 'images/training/.cache'
+    hidden.mkdir()
+    shutil.copy(ade / TRAIN_IMG, hidden / 'extra.jpg')
     report = _check(ade)
-    assert report.ok
     assert 'mmseg ignores it' in _only(report.warnings, str(upper))
-    assert report.counts['training'].images == 3
+    assert '.DS_Store' not in ' '.join(report.warnings + report.errors)
+    assert report.counts['training'].images == 4
+    assert 'has no annotation' in _only(report.errors, str(hidden / 'extra.jpg'))
 
 
 def test_already_reduced_labels_warn(ade):

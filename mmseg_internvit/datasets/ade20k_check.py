@@ -3,7 +3,7 @@ of named files instead of a crash (or silently wrong labels) hours into a run.
 
 The checks follow what mmseg 1.x's ``ADE20KDataset`` and its default loading
 transforms do: images are found by the ``.jpg`` suffix (recursively, skipping
-hidden entries), each needs ``annotations/<split>/<same stem>.png``, images
+hidden files), each needs ``annotations/<split>/<same stem>.png``, images
 are decoded to 3-channel 8-bit colour, and annotations are read unchanged and
 must hold ADE20K ids (0 = other, 1..150 = classes) that
 ``reduce_zero_label=True`` turns into 255 and 0..149.
@@ -116,9 +116,10 @@ def check_ade20k(data_root: str | os.PathLike, num_classes: int = 150,
     empty split, images without annotation and annotations without image,
     files that cannot be decoded, annotations that are not single-channel
     8-bit, whose size differs from their image, or with values outside
-    ``[0, num_classes]`` and 255. Warnings: images that are not 8-bit RGB,
-    carry an EXIF rotation, or are smaller than ``crop``; files that mmseg
-    skips because of their suffix; labels that look already reduced.
+    ``[0, num_classes]`` and 255, and images with an EXIF rotation (OpenCV
+    applies it, the annotation stays as stored). Warnings: images that are not
+    8-bit RGB or are smaller than ``crop``; files that mmseg skips because of
+    their suffix; labels that look already reduced.
 
     Args:
         data_root: The ``ADEChallengeData2016`` folder or its parent.
@@ -133,7 +134,8 @@ def check_ade20k(data_root: str | os.PathLike, num_classes: int = 150,
         An :class:`ADE20KReport`; bad data is reported there, never raised.
 
     Raises:
-        ValueError: If ``num_classes``, ``crop`` or ``max_files`` is out of range.
+        ValueError: If ``num_classes``, ``crop`` or ``max_files`` is out of
+            range, or a suffix is empty.
     """
     if not 1 <= num_classes < _IGNORE_INDEX:
         raise ValueError(f'check_ade20k: num_classes={num_classes!r} must lie in '
@@ -141,6 +143,9 @@ def check_ade20k(data_root: str | os.PathLike, num_classes: int = 150,
     if crop < 1 or (max_files is not None and max_files < 0):
         raise ValueError(f'check_ade20k: crop={crop!r} must be >= 1 and '
                          f'max_files={max_files!r} must be None or >= 0.')
+    if not img_suffix or not seg_map_suffix:
+        raise ValueError('check_ade20k: img_suffix and seg_map_suffix must not be '
+                         "empty (ADE20K uses '.jpg' and '.png').")
     root = find_ade20k_root(data_root)
     if root is None:
         report = ADE20KReport(root=str(data_root))
@@ -231,11 +236,11 @@ def _check_split(root: Path, split: str, report: ADE20KReport, num_classes: int,
 
 def _list_by_suffix(folder: Path, suffix: str, report: ADE20KReport) -> dict[str, Path]:
     """Map relative stem -> path of files ending in ``suffix``, like mmengine's
-    recursive listing (case-sensitive suffix, hidden entries skipped)."""
+    recursive listing (case-sensitive suffix, hidden files skipped)."""
     found: dict[str, Path] = {}
-    # followlinks: mmengine lists with os.scandir, which follows symlinked dirs.
+    # Like mmengine: symlinked and hidden folders are entered, hidden files skipped.
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith('.'))
+        dirnames.sort()
         for name in sorted(filenames):
             if name.startswith('.'):
                 continue
@@ -264,17 +269,20 @@ def _check_image(path: Path, report: ADE20KReport) -> tuple[int, int] | None:
 
     if _png_bit_depth(path, fmt) == 16 or mode.startswith('I;16'):
         report.warnings.append(
-            f'{path}: 16-bit image; mmseg\'s loader converts it to 8 bits per '
-            'channel, check that the result looks right.')
+            f'{path}: 16-bit image; mmseg\'s loader (OpenCV) keeps only the high 8 '
+            'bits per channel, check that the result is not too dark.')
     elif mode != 'RGB':
         note = _MODE_NOTES.get(mode, 'the loader converts it to 8-bit RGB')
         report.warnings.append(f'{path}: image mode {mode!r} ({note}).')
     if orientation not in (1, None):
-        report.warnings.append(
+        # Checked with OpenCV 5 + mmcv 2.1: imfrombytes(flag='color') applies the
+        # EXIF rotation, the annotation (pillow, 'unchanged') is read as stored.
+        report.errors.append(
             f'{path}: EXIF orientation {orientation}; OpenCV (mmseg\'s default image '
-            'backend) rotates the image on load while the annotation is read as '
-            'stored, so they may not line up. Re-save the image without the '
-            'orientation tag.')
+            'backend) rotates or flips the image on load while the annotation is '
+            'read as stored, so labels end up misaligned (or a size mismatch crash). '
+            'Apply the rotation to the pixels and drop the tag, e.g. '
+            'PIL.ImageOps.exif_transpose, and transform the annotation the same way.')
     return size
 
 

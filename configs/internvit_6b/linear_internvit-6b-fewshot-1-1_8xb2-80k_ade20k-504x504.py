@@ -1,0 +1,9 @@
+# Few-shot on all of ADE20K train (upstream: 57.2 mIoU).
+_base_ = './linear_internvit-6b-fewshot-1-16_8xb2-5k_ade20k-504x504.py'
+
+train_dataloader = dict(dataset=dict(ann_file=''))
+train_cfg = dict(max_iters=80000, val_interval=8000)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500),
+    dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=1500, end=80000),
+]

@@ -1,0 +1,99 @@
+"""Readable tables and the throughput/memory plot of benchmark results."""
+from typing import List, Sequence
+
+MIB = 2**20
+
+
+def _table(header: Sequence[str], rows: List[Sequence[str]]) -> str:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+    line = lambda cells: '  '.join(str(c).rjust(w) for c, w in zip(cells, widths))  # noqa: E731
+    return '\n'.join([line(header), line(['-' * w for w in widths])] + [line(r) for r in rows])
+
+
+def format_runs(runs: List[dict]) -> str:
+    """One line per (mode, kernel, size): time spread, rates, memory, FLOPs."""
+    header = ('mode', 'attn', 'size', 'batch', 'dtype', 'median s', 'min-max s', 'img/s',
+              'tok/s', 'peak dMiB', 'GFLOP', 'GFLOP/s', 'GEMM GFLOP/s', 'vs GEMM')
+    rows = []
+    for r in runs:
+        t = r['time_s']
+        mode = r['mode'] + ('+cp' if r.get('with_cp') else '')
+        rows.append((mode, r['attn_impl'], f"{r['height']}x{r['width']}", r['batch'], r['dtype'],
+                     f"{t['median']:.4f}", f"{t['min']:.4f}-{t['max']:.4f}",
+                     f"{r['images_per_s']:.2f}", f"{r['tokens_per_s']:.0f}",
+                     f"{r['peak_memory']['peak_delta_bytes'] / MIB:.1f}",
+                     f"{r['flops'] / 1e9:.2f}", f"{r['flops_per_s'] / 1e9:.1f}",
+                     f"{r['gemm']['flops_per_s'] / 1e9:.1f}", f"{r['gemm_ratio']:.2f}"))
+    return _table(header, rows)
+
+
+def format_comparisons(comparisons: List[dict]) -> str:
+    """Fused (sdpa) vs reference (naive) attention, per size."""
+    header = ('size', 'naive s', 'sdpa s', 'speedup', 'time ratio', 'naive dMiB', 'sdpa dMiB',
+              'mem ratio')
+    rows = []
+    for c in comparisons:
+        ratio = c['peak_memory_ratio']
+        rows.append((f"{c['height']}x{c['width']}", f"{c['reference_time_s']:.4f}",
+                     f"{c['fused_time_s']:.4f}", f"{c['speedup']:.2f}x",
+                     f"{c['time_ratio']:.3f}",
+                     f"{c['reference_peak_memory_bytes'] / MIB:.1f}",
+                     f"{c['fused_peak_memory_bytes'] / MIB:.1f}",
+                     'n/a' if ratio is None else f'{ratio:.3f}'))
+    return _table(header, rows)
+
+
+def format_load(record: dict) -> str:
+    """Key/value lines of a load6b record."""
+    gib = 2**30
+    lines = [
+        ('arch', record['arch_name']),
+        ('weights', f"{record['weight_bytes'] / gib:.3f} GiB ({record['dtype']})"),
+        ('checkpoint write', f"{record['write_s']:.1f} s, {record['shards']} shards"),
+        ('model build', f"{record['build_s']:.2f} s"),
+        ('checkpoint load', f"{record['load_s']:.2f} s"),
+        (f"forward {record['height']}x{record['width']}", f"{record['forward_s']:.2f} s"),
+        ('RSS after imports', f"{record['rss_after_imports_bytes'] / gib:.3f} GiB"),
+        ('peak RSS', f"{record['peak_rss_bytes'] / gib:.3f} GiB"),
+        ('peak RSS / weights', f"{record['peak_rss_ratio']:.3f}"),
+        ('(peak - imports) / weights', f"{record['peak_rss_above_imports_ratio']:.3f}"),
+    ]
+    width = max(len(k) for k, _ in lines)
+    return '\n'.join(f'{k.ljust(width)}  {v}' for k, v in lines)
+
+
+def require_matplotlib() -> None:
+    """Raise a clear error now, before any benchmark runs, if plotting is impossible."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError as exc:
+        raise RuntimeError('--plot needs the matplotlib package, which is not installed in '
+                           'this Python: install matplotlib or drop --plot.') from exc
+
+
+def plot_runs(runs: List[dict], path: str) -> None:
+    """Save a PNG of images/s and peak memory against token count, one line per kernel."""
+    require_matplotlib()
+    import matplotlib
+    matplotlib.use('Agg')  # files only: no display on benchmark machines
+    import matplotlib.pyplot as plt
+
+    fig, (ax_speed, ax_mem) = plt.subplots(1, 2, figsize=(10, 4))
+    for impl in sorted({r['attn_impl'] for r in runs}):
+        sel = sorted((r for r in runs if r['attn_impl'] == impl), key=lambda r: r['tokens'])
+        tokens = [r['tokens'] for r in sel]
+        ax_speed.plot(tokens, [r['images_per_s'] for r in sel], 'o-', label=impl)
+        ax_mem.plot(tokens, [r['peak_memory']['peak_delta_bytes'] / MIB for r in sel], 'o-',
+                    label=impl)
+    first = runs[0]
+    title = (f"{first['mode']} {first['arch_name']} {first['dtype']} {first['device']} "
+             f"batch {first['batch']}")
+    ax_speed.set(xlabel='tokens per image (incl. cls)', ylabel='images / s', title=title)
+    ax_mem.set(xlabel='tokens per image (incl. cls)', ylabel='peak memory above model (MiB)',
+               title=first['peak_memory']['method'])
+    for ax in (ax_speed, ax_mem):
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

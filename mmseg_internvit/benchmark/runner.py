@@ -1,0 +1,118 @@
+"""Run forward / train / probe benchmarks over sizes and attention kernels."""
+from dataclasses import dataclass
+from typing import List, Sequence, Tuple, Union
+
+import torch
+
+from mmseg_internvit.models.backbones.intern_vit import num_tokens, resolve_arch
+from .flops import gemm_flops, step_flops
+from .measure import measure_peak_memory, time_calls
+from .steps import build_backbone, make_gemm, make_step, set_attn_impl
+
+REFERENCE_ATTN = 'naive'
+FUSED_ATTN = 'sdpa'
+
+
+@dataclass
+class BenchmarkConfig:
+    """What to benchmark.
+
+    Args:
+        mode: ``'forward'``, ``'train'`` or ``'probe'``.
+        arch: Preset name or arch dict.
+        sizes: ``(height, width)`` inputs, run in order on one model.
+        batch: Images per step.
+        dtype: Parameter/compute dtype name.
+        device: ``'cpu'`` or ``'cuda'`` (or ``'cuda:N'``).
+        attn: ``'sdpa'``, ``'naive'`` or ``'both'`` (naive first, then sdpa).
+        with_cp: Activation checkpointing (train mode).
+        warmup: Untimed steps before timing, per size and kernel.
+        repeats: Timed steps.
+        num_classes: Probe head classes.
+    """
+
+    mode: str
+    arch: Union[str, dict]
+    sizes: Sequence[Tuple[int, int]]
+    batch: int = 1
+    dtype: str = 'float32'
+    device: str = 'cpu'
+    attn: str = 'sdpa'
+    with_cp: bool = False
+    warmup: int = 2
+    repeats: int = 5
+    num_classes: int = 150
+
+    @property
+    def attn_impls(self) -> List[str]:
+        return [REFERENCE_ATTN, FUSED_ATTN] if self.attn == 'both' else [self.attn]
+
+
+def measure_gemm(cfg: BenchmarkConfig, tokens: int, embed_dims: int) -> dict:
+    """Time the backbone's fc1-shaped GEMM the same way as the steps."""
+    device = torch.device(cfg.device)
+    shape = (cfg.batch * tokens, embed_dims, 4 * embed_dims)
+    stats = time_calls(make_gemm(*shape, cfg.dtype, device), device, cfg.warmup, cfg.repeats)
+    flops = gemm_flops(*shape)
+    return dict(shape=list(shape), time_s=stats.to_dict(), flops=flops,
+                flops_per_s=flops / stats.median)
+
+
+def run_benchmark(cfg: BenchmarkConfig) -> Tuple[List[dict], List[dict]]:
+    """Run every (size, attention kernel) of ``cfg`` on one model.
+
+    Returns:
+        ``(runs, comparisons)``: one record per size and kernel, and with
+        ``attn='both'`` one naive-vs-sdpa comparison per size.
+    """
+    device = torch.device(cfg.device)
+    arch = resolve_arch(cfg.arch)
+    impls = cfg.attn_impls
+    model = build_backbone(cfg.arch, device, cfg.dtype, impls[0],
+                           frozen=cfg.mode == 'probe', with_cp=cfg.with_cp)
+    runs, comparisons = [], []
+    for height, width in cfg.sizes:
+        tokens = num_tokens(height, width)
+        gemm = measure_gemm(cfg, tokens, arch['embed_dims'])
+        by_impl = {}
+        for impl in impls:
+            set_attn_impl(model, impl)
+            step = make_step(cfg.mode, model, cfg.batch, height, width, cfg.num_classes)
+            stats = time_calls(step, device, cfg.warmup, cfg.repeats)
+            # A separate, untimed step: memory meters must not perturb the timings.
+            memory = measure_peak_memory(step, device)
+            flops = step_flops(cfg.mode, arch, height, width, cfg.batch,
+                               with_cp=cfg.with_cp, num_classes=cfg.num_classes)
+            achieved = flops / stats.median
+            record = dict(
+                mode=cfg.mode, arch=arch,
+                arch_name=cfg.arch if isinstance(cfg.arch, str) else 'custom',
+                attn_impl=impl, height=height, width=width, batch=cfg.batch,
+                dtype=cfg.dtype, device=str(device), with_cp=cfg.with_cp, tokens=tokens,
+                time_s=stats.to_dict(), images_per_s=cfg.batch / stats.median,
+                tokens_per_s=cfg.batch * tokens / stats.median,
+                peak_memory=memory.to_dict(), flops=flops, flops_per_s=achieved,
+                gemm=gemm, gemm_ratio=achieved / gemm['flops_per_s'])
+            runs.append(record)
+            by_impl[impl] = record
+            del step
+        if len(by_impl) == 2:
+            comparisons.append(compare(by_impl[REFERENCE_ATTN], by_impl[FUSED_ATTN]))
+    return runs, comparisons
+
+
+def compare(reference: dict, fused: dict) -> dict:
+    """Fused-vs-reference ratios for one size.
+
+    ``time_ratio`` and ``peak_memory_ratio`` are fused / reference (lower is
+    better); ``speedup`` is reference / fused time.
+    """
+    t_ref, t_fused = reference['time_s']['median'], fused['time_s']['median']
+    m_ref = reference['peak_memory']['peak_delta_bytes']
+    m_fused = fused['peak_memory']['peak_delta_bytes']
+    return dict(height=fused['height'], width=fused['width'], batch=fused['batch'],
+                mode=fused['mode'], reference=reference['attn_impl'], fused=fused['attn_impl'],
+                reference_time_s=t_ref, fused_time_s=t_fused, time_ratio=t_fused / t_ref,
+                speedup=t_ref / t_fused, reference_peak_memory_bytes=m_ref,
+                fused_peak_memory_bytes=m_fused,
+                peak_memory_ratio=m_fused / m_ref if m_ref > 0 else None)

@@ -1,0 +1,4 @@
+"""Decode heads."""
+from .linear_head import LinearProbeHead
+
+__all__ = ['LinearProbeHead']

@@ -1,0 +1,4 @@
+"""Necks."""
+from .simple_fpn import SimpleFPN
+
+__all__ = ['SimpleFPN']

@@ -1,0 +1,138 @@
+"""tools/benchmark.py: JSON fields, FLOP formula, attention comparison, load check, bad args.
+
+Performance is never asserted here: timings only need to be positive.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOOL = os.path.join(REPO, 'tools', 'benchmark.py')
+TINY = dict(embed_dims=64, num_layers=2, num_heads=4, feedforward_channels=256,
+            qk_normalization=True, norm_type='rms', qkv_bias=False, layer_scale_init=0.1,
+            pretrain_size=56)
+TINY_JSON = json.dumps(TINY)
+FAST = ['--warmup', '1', '--repeats', '2', '--threads', '1']
+
+
+def run_tool(*args, expect_ok=True):
+    env = dict(os.environ, PYTHONPATH=REPO)
+    proc = subprocess.run([sys.executable, TOOL, *args], capture_output=True, text=True,
+                          env=env, timeout=120)
+    if expect_ok:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def run_json(tmp_path, *args):
+    path = tmp_path / 'result.json'
+    run_tool(*args, '--json', str(path))
+    return json.loads(path.read_text())
+
+
+def expected_forward_flops(C, layers, tokens, batch):
+    # The issue's formula, written out independently of the tool.
+    return batch * tokens * layers * (24 * C * C + 4 * tokens * C)
+
+
+def test_forward_json_fields_and_flops(tmp_path):
+    result = run_json(tmp_path, '--mode', 'forward', '--arch', TINY_JSON, '--size', '56', '70',
+                      '--batch', '2', *FAST)
+    (run,) = result['runs']
+    tokens = 4 * 5 + 1
+    assert run['tokens'] == tokens
+    assert run['flops'] == expected_forward_flops(64, 2, tokens, 2)
+    for key in ('median', 'min', 'max', 'q1', 'q3'):
+        assert run['time_s'][key] > 0
+    assert run['time_s']['min'] <= run['time_s']['median'] <= run['time_s']['max']
+    assert len(run['time_s']['times']) == 2
+    assert run['images_per_s'] > 0 and run['tokens_per_s'] > 0
+    assert run['flops_per_s'] == pytest.approx(run['flops'] / run['time_s']['median'])
+    assert run['gemm']['shape'] == [2 * tokens, 64, 256]
+    assert run['gemm']['flops_per_s'] > 0
+    assert run['gemm_ratio'] == pytest.approx(run['flops_per_s'] / run['gemm']['flops_per_s'])
+    assert run['peak_memory']['method'].startswith('rss')
+    assert run['peak_memory']['peak_bytes'] > 0
+    assert result['environment']['torch'] == torch.__version__
+
+
+@pytest.mark.parametrize('extra,multiplier', [([], 3), (['--with-cp'], 4)])
+def test_train_flops_multiplier(tmp_path, extra, multiplier):
+    result = run_json(tmp_path, '--mode', 'train', '--arch', TINY_JSON, '--size', '56', '56',
+                      *extra, *FAST)
+    (run,) = result['runs']
+    assert run['with_cp'] == bool(extra)
+    assert run['flops'] == multiplier * expected_forward_flops(64, 2, 17, 1)
+    assert run['time_s']['median'] > 0
+
+
+def test_probe_step_runs(tmp_path):
+    result = run_json(tmp_path, '--mode', 'probe', '--arch', TINY_JSON, '--size', '56', '56',
+                      '--num-classes', '5', *FAST)
+    (run,) = result['runs']
+    head = 2 * 2 * 64 * 5 * 16  # forward + weight gradient of the 1x1 conv, 16 pixels
+    assert run['flops'] == expected_forward_flops(64, 2, 17, 1) + head
+    assert run['time_s']['median'] > 0
+
+
+def test_attn_both_reports_ratios_and_sizes(tmp_path):
+    result = run_json(tmp_path, '--arch', TINY_JSON, '--sizes', '56', '42x70', '--attn', 'both',
+                      *FAST)
+    impls = [(r['attn_impl'], r['height'], r['width']) for r in result['runs']]
+    assert impls == [('naive', 56, 56), ('sdpa', 56, 56), ('naive', 42, 70), ('sdpa', 42, 70)]
+    assert len(result['comparisons']) == 2
+    for comp in result['comparisons']:
+        assert comp['time_ratio'] > 0 and comp['speedup'] == pytest.approx(1 / comp['time_ratio'])
+        assert 'peak_memory_ratio' in comp
+
+
+def test_plot_written(tmp_path):
+    pytest.importorskip('matplotlib')
+    png = tmp_path / 'plot.png'
+    run_tool('--arch', TINY_JSON, '--sizes', '28', '56', '--plot', str(png), *FAST)
+    assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+def test_load6b_on_tiny_arch(tmp_path):
+    result = run_json(tmp_path, '--mode', 'load6b', '--arch', TINY_JSON, '--size', '56', '56',
+                      '--workdir', str(tmp_path), '--threads', '1')
+    load = result['load']
+    # 2 blocks of 12·C² + norms/biases, plus embeddings, in bf16.
+    from mmseg_internvit.models import InternViT
+    model = InternViT(arch=TINY, dtype='bfloat16')
+    assert load['weight_bytes'] == sum(p.numel() * 2 for p in model.state_dict().values())
+    assert load['checkpoint_bytes'] == load['weight_bytes']
+    assert load['shards'] == 1 + TINY['num_layers']
+    assert load['peak_rss_bytes'] >= load['rss_after_imports_bytes'] > 0
+    assert load['peak_rss_ratio'] == pytest.approx(load['peak_rss_bytes'] / load['weight_bytes'])
+    assert load['output_shape'] == [1, 64, 4, 4] and load['output_finite']
+    assert load['load_s'] > 0 and load['forward_s'] > 0
+    # The temporary checkpoint is removed.
+    assert [p.name for p in tmp_path.iterdir()] == ['result.json']
+
+
+@pytest.mark.parametrize('args,message', [
+    (['--mode', 'segmentor', '--arch', '300m'], "invalid choice: 'segmentor'"),
+    (['--arch', '{"embed_dims": 64,'], 'is not valid JSON'),
+    (['--arch', '{"embed_dims": 64}'], 'missing'),
+    (['--arch', '7b'], "unknown --arch '7b'"),
+    (['--arch', TINY_JSON, '--sizes', '0'], "bad size '0'"),
+    (['--arch', TINY_JSON, '--plot', 'x.png'], 'at least two sizes'),
+    (['--arch', TINY_JSON, '--with-cp'], '--with-cp only applies to --mode train'),
+    (['--mode', 'train'], '--arch is required'),
+])
+def test_bad_arguments_exit_nonzero(args, message):
+    proc = run_tool(*args, expect_ok=False)
+    assert proc.returncode != 0
+    assert message in proc.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='CUDA is available here')
+def test_cuda_without_cuda_is_refused():
+    proc = run_tool('--arch', TINY_JSON, '--device', 'cuda', expect_ok=False)
+    assert proc.returncode != 0
+    assert '--device cuda requested but CUDA is not available' in proc.stderr

@@ -1,0 +1,220 @@
+"""Benchmark InternViT backbone steps: speed, memory, FLOP/s against a same-shape GEMM.
+
+Usage:
+    python tools/benchmark.py --mode forward --arch 300m --size 448 448 --attn both
+    python tools/benchmark.py --mode train --arch '{"embed_dims": 768, ...}' --with-cp
+    python tools/benchmark.py --mode probe --arch 6b --device cuda --dtype bfloat16
+    python tools/benchmark.py --mode load6b --arch 6b
+    python tools/benchmark.py --mode forward --arch 300m --sizes 224 336 448 --plot out.png
+
+Modes: ``forward`` (no_grad inference), ``train`` (full-tuning forward +
+backward), ``probe`` (frozen backbone + BN/1x1-conv head step), ``load6b``
+(random bf16 checkpoint written shard by shard, then loaded and run once at
+224x224 in a fresh process; reports its peak RSS against the weight bytes).
+Needs only torch, timm, mmengine and this repository. See docs/benchmarks.md.
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import sys
+from typing import List, Optional, Tuple, Union
+
+# Runnable from a bare checkout (e.g. a GPU machine without `pip install -e .`).
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+MODES = ('forward', 'train', 'probe', 'load6b')
+PRESETS = ('6b', '6b-448', '300m')
+DTYPE_NAMES = ('float32', 'bfloat16', 'float16')
+
+
+def parse_arch(text: str) -> Union[str, dict]:
+    """A preset name, or a JSON object with the InternViT arch keys."""
+    if text.lstrip().startswith('{'):
+        try:
+            arch = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise argparse.ArgumentTypeError(
+                f'--arch {text!r} is not valid JSON ({exc}); pass a preset name '
+                f'{PRESETS} or a JSON object such as \'{{"embed_dims": 64, ...}}\'')
+        return arch
+    if text not in PRESETS:
+        raise argparse.ArgumentTypeError(
+            f'unknown --arch {text!r}: use a preset {PRESETS} or a JSON arch dict')
+    return text
+
+
+def parse_size(text: str) -> Tuple[int, int]:
+    """``S`` (square) or ``HxW``, in pixels."""
+    match = re.fullmatch(r'(\d+)(?:x(\d+))?', text)
+    if not match or int(match.group(1)) == 0 or (match.group(2) and int(match.group(2)) == 0):
+        raise argparse.ArgumentTypeError(f'bad size {text!r}: use S or HxW with positive '
+                                         'integers, e.g. 504 or 504x336')
+    height = int(match.group(1))
+    return height, int(match.group(2) or height)
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'expected an integer >= 1, got {text}')
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f'expected an integer >= 0, got {text}')
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split('\n')[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument('--mode', choices=MODES, default='forward')
+    parser.add_argument('--arch', type=parse_arch, default=None,
+                        help="preset (6b, 6b-448, 300m) or JSON arch dict "
+                             "(default: '6b' for load6b, else required)")
+    parser.add_argument('--size', type=positive_int, nargs=2, metavar=('H', 'W'),
+                        help='input size in pixels (default: 504 504; load6b: 224 224)')
+    parser.add_argument('--sizes', type=parse_size, nargs='+', metavar='S|HxW',
+                        help='several input sizes (overrides --size), e.g. 224 336 504')
+    parser.add_argument('--batch', type=positive_int, default=1)
+    parser.add_argument('--dtype', choices=DTYPE_NAMES,
+                        help='parameter/compute dtype (default: float32; load6b: bfloat16)')
+    parser.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
+    parser.add_argument('--attn', choices=('sdpa', 'naive', 'both'), default='sdpa',
+                        help='both: naive reference then fused sdpa, same weights and '
+                             'process, with their time and peak-memory ratios')
+    parser.add_argument('--with-cp', action='store_true',
+                        help='activation checkpointing (train mode)')
+    parser.add_argument('--warmup', type=non_negative_int, default=2)
+    parser.add_argument('--repeats', type=positive_int, default=5)
+    parser.add_argument('--num-classes', type=positive_int, default=150,
+                        help='probe head classes')
+    parser.add_argument('--threads', type=positive_int, help='torch.set_num_threads')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--workdir', help='load6b: parent folder of the temporary checkpoint')
+    parser.add_argument('--json', metavar='PATH', help='write all results as JSON')
+    parser.add_argument('--plot', metavar='PATH',
+                        help='PNG of throughput and peak memory vs input size '
+                             '(needs matplotlib and at least two --sizes)')
+    return parser
+
+
+def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Reject combinations argparse cannot see, before any model is built."""
+    if args.arch is None:
+        if args.mode != 'load6b':
+            parser.error(f'--arch is required for --mode {args.mode}: a preset {PRESETS} or a '
+                         'JSON arch dict (the 6B presets need a GPU or a lot of memory)')
+        args.arch = '6b'
+    from mmseg_internvit.models.backbones.intern_vit import resolve_arch
+    try:
+        resolve_arch(args.arch)
+    except ValueError as exc:
+        parser.error(f'--arch: {exc}')
+    load = args.mode == 'load6b'
+    args.dtype = args.dtype or ('bfloat16' if load else 'float32')
+    args.sizes = args.sizes or [tuple(args.size or ((224, 224) if load else (504, 504)))]
+    if args.mode == 'load6b':
+        if args.device != 'cpu' or args.attn != 'sdpa' or args.with_cp:
+            parser.error('--mode load6b measures host memory: it runs on CPU with sdpa; '
+                         'drop --device/--attn/--with-cp')
+        if len(args.sizes) > 1:
+            parser.error('--mode load6b runs one forward: give one --size')
+    if args.with_cp and args.mode != 'train':
+        parser.error(f'--with-cp only applies to --mode train, not {args.mode}')
+    if args.plot:
+        if len(args.sizes) < 2:
+            parser.error('--plot draws throughput and memory against input size: give at '
+                         'least two sizes with --sizes, e.g. --sizes 224 336 504')
+        from mmseg_internvit.benchmark.report import require_matplotlib
+        try:
+            require_matplotlib()
+        except RuntimeError as exc:
+            parser.error(str(exc))
+    import torch
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        parser.error(f'--device cuda requested but CUDA is not available to torch '
+                     f'{torch.__version__} (built for CUDA {torch.version.cuda}, '
+                     f'torch.cuda.is_available() is False): run on a GPU machine or use '
+                     '--device cpu')
+
+
+def check_fits(args: argparse.Namespace) -> None:
+    """Refuse a model whose weights alone would not fit, instead of swapping or OOM-killing."""
+    import torch
+    from mmseg_internvit.benchmark.load_check import weight_bytes
+    from mmseg_internvit.benchmark.measure import available_host_bytes
+    need = weight_bytes(args.arch, args.dtype)
+    if args.device == 'cuda':
+        free = torch.cuda.mem_get_info()[0]
+    else:
+        free = available_host_bytes()
+    if free is not None and need > 0.8 * free:
+        raise SystemExit(f'error: {args.arch if isinstance(args.arch, str) else "this arch"} '
+                         f'in {args.dtype} needs {need / 2**30:.1f} GiB of weights but only '
+                         f'{free / 2**30:.1f} GiB is free on {args.device}: use a smaller '
+                         '--arch, --dtype bfloat16, or a larger machine.')
+
+
+def environment() -> dict:
+    import torch
+    env = dict(python=platform.python_version(), torch=torch.__version__,
+               platform=platform.platform(), cpu_count=os.cpu_count(),
+               torch_threads=torch.get_num_threads())
+    if torch.cuda.is_available():
+        env['cuda_device'] = torch.cuda.get_device_name()
+        env['cuda'] = torch.version.cuda
+    return env
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_args(parser, args)
+    import torch
+    from mmseg_internvit.benchmark import report
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    result = dict(args={k: v for k, v in vars(args).items()}, environment=environment())
+    if args.mode == 'load6b':
+        from mmseg_internvit.benchmark.load_check import run_load_check
+        (height, width), = args.sizes
+        try:
+            record = run_load_check(args.arch, height, width, args.dtype, args.threads,
+                                    args.workdir)
+        except RuntimeError as exc:
+            print(f'error: {exc}', file=sys.stderr)
+            return 1
+        result['load'] = record
+        print(report.format_load(record))
+    else:
+        from mmseg_internvit.benchmark.runner import BenchmarkConfig, run_benchmark
+        check_fits(args)
+        cfg = BenchmarkConfig(mode=args.mode, arch=args.arch, sizes=args.sizes,
+                              batch=args.batch, dtype=args.dtype, device=args.device,
+                              attn=args.attn, with_cp=args.with_cp, warmup=args.warmup,
+                              repeats=args.repeats, num_classes=args.num_classes)
+        runs, comparisons = run_benchmark(cfg)
+        result.update(runs=runs, comparisons=comparisons)
+        print(report.format_runs(runs))
+        if comparisons:
+            print()
+            print(report.format_comparisons(comparisons))
+        if args.plot:
+            report.plot_runs(runs, args.plot)
+            print(f'plot written to {args.plot}')
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(result, f, indent=2)
+        print(f'results written to {args.json}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
