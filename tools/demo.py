@@ -25,6 +25,9 @@ def evaluate(config: str, work_dir: str, checkpoint: str = None, show_dir: str =
                            launcher='none', local_rank=0)
     cfg = load_config(args)
     cfg.load_from = checkpoint
+    # mmseg's runtime names its visualizer 'visualizer', and mmengine hands an
+    # existing instance of that name back: give each evaluation its own.
+    cfg.visualizer.name = f'demo-{osp.basename(work_dir)}'
     if show_dir:
         enable_visualization(cfg, show_dir)
     return build_runner(cfg).test()

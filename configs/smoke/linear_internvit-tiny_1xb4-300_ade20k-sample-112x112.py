@@ -5,7 +5,7 @@ _base_ = '../internvit_6b/linear_internvit-6b_8xb2-80k_ade20k-504x504.py'
 
 crop_size = (112, 112)
 data_root = 'data/ade_sample/ADEChallengeData2016'
-tiny_arch = dict(embed_dims=96, num_layers=4, num_heads=4, feedforward_channels=384,
+tiny_arch = dict(_delete_=True, embed_dims=96, num_layers=4, num_heads=4, feedforward_channels=384,
                  qk_normalization=True, norm_type='rms', qkv_bias=False,
                  layer_scale_init=0.1, pretrain_size=112)
 model = dict(
@@ -46,3 +46,4 @@ train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 default_hooks = dict(
     logger=dict(interval=50),
     checkpoint=dict(interval=max_iters))
+randomness = dict(seed=0)

@@ -6,10 +6,9 @@ that block under every block index. Values are irrelevant to load and
 forward time, and the reader's peak memory is what is measured, so the
 writer's process stays small and does not inflate the machine's memory use.
 
-Run as ``python -m mmseg_internvit.benchmark.load_check CONFIG.json`` this
-module is the child: it builds ``InternViT(arch, dtype, init_cfg=Pretrained)``,
-loads, runs one forward and writes its timings and ``ru_maxrss`` to the
-config's ``output`` path.
+The child (:func:`run_child`, started with :data:`CHILD_BOOT`) builds
+``InternViT(arch, dtype, init_cfg=Pretrained)``, loads, runs one forward and
+writes its timings and ``ru_maxrss`` to the config's ``output`` path.
 """
 import json
 import os
@@ -28,6 +27,12 @@ from mmseg_internvit.models.backbones.intern_vit import InternViT, resolve_arch
 from .measure import available_host_bytes
 
 INDEX_NAME = 'model.safetensors.index.json'
+# The child hides mmseg/mmdet/mmcv (None in sys.modules fails their import), as
+# tools/benchmark.py does: it measures the backbone alone, as a bare
+# torch+timm+mmengine machine runs it, and its RSS holds no downstream imports.
+CHILD_BOOT = ("import sys; sys.modules.update(dict.fromkeys(('mmseg', 'mmdet', 'mmcv'))); "
+              "from mmseg_internvit.benchmark.load_check import run_child; "
+              "run_child(sys.argv[1])")
 
 
 def weight_bytes(arch: Union[str, dict], dtype: str = 'bfloat16') -> int:
@@ -120,8 +125,8 @@ def run_load_check(arch: Union[str, dict], height: int = 224, width: int = 224,
         env = dict(os.environ)
         env['PYTHONPATH'] = os.pathsep.join(
             p for p in (_repo_root(), env.get('PYTHONPATH')) if p)
-        proc = subprocess.run([sys.executable, '-m', 'mmseg_internvit.benchmark.load_check',
-                               config_path], env=env, capture_output=True, text=True)
+        proc = subprocess.run([sys.executable, '-c', CHILD_BOOT, config_path], env=env,
+                              capture_output=True, text=True)
         if proc.returncode != 0:
             raise RuntimeError(f'load6b child process failed (exit {proc.returncode}):\n'
                                f'{proc.stderr[-3000:]}')
@@ -146,8 +151,13 @@ def _peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def _child(config_path: str) -> None:
-    """Build, load and run one forward; write timings and peak RSS to JSON."""
+def run_child(config_path: str) -> None:
+    """Child process: build, load, run one forward; write timings and peak RSS to JSON.
+
+    Args:
+        config_path: JSON written by :func:`run_load_check` (arch, checkpoint,
+            height, width, dtype, threads, output).
+    """
     with open(config_path) as f:
         cfg = json.load(f)
     if cfg.get('threads'):
@@ -173,6 +183,3 @@ def _child(config_path: str) -> None:
     with open(cfg['output'], 'w') as f:
         json.dump(result, f)
 
-
-if __name__ == '__main__':
-    _child(sys.argv[1])

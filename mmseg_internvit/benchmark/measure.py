@@ -6,7 +6,7 @@ import statistics
 import threading
 import time
 from dataclasses import asdict, dataclass
-from typing import Callable, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import torch
 
@@ -61,16 +61,35 @@ def time_calls(fn: Callable[[], object], device: torch.device, warmup: int,
         warmup: Untimed calls (allocator warm-up, kernel selection, caches).
         repeats: Timed calls.
     """
+    return time_interleaved({'step': fn}, device, warmup, repeats)['step']
+
+
+def time_interleaved(fns: Dict[str, Callable[[], object]], device: torch.device, warmup: int,
+                     repeats: int) -> Dict[str, TimeStats]:
+    """Time several steps round-robin: ``a b c a b c ...`` after warming each up.
+
+    Interleaving gives every step the same share of slow and fast periods of
+    a shared or thermally throttled machine, so their ratios stay fair where
+    back-to-back blocks of repeats would drift apart.
+
+    Args:
+        fns: Name -> step; called in dict order within each round.
+        device: Synchronised before each timer read.
+        warmup: Untimed rounds.
+        repeats: Timed rounds.
+    """
     for _ in range(warmup):
-        fn()
+        for fn in fns.values():
+            fn()
     synchronize(device)
-    times = []
+    times: Dict[str, List[float]] = {name: [] for name in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    return TimeStats.from_times(times)
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            synchronize(device)
+            times[name].append(time.perf_counter() - start)
+    return {name: TimeStats.from_times(t) for name, t in times.items()}
 
 
 def _status_kib(field: str) -> int:

@@ -90,7 +90,7 @@ def plot_runs(runs: List[dict], path: str) -> None:
              f"batch {first['batch']}")
     ax_speed.set(xlabel='tokens per image (incl. cls)', ylabel='images / s', title=title)
     ax_mem.set(xlabel='tokens per image (incl. cls)', ylabel='peak memory above model (MiB)',
-               title=first['peak_memory']['method'])
+               title=f"peak memory ({first['peak_memory']['method']})")
     for ax in (ax_speed, ax_mem):
         ax.grid(True, alpha=0.3)
         ax.legend()

@@ -6,11 +6,12 @@ import torch
 
 from mmseg_internvit.models.backbones.intern_vit import num_tokens, resolve_arch
 from .flops import gemm_flops, step_flops
-from .measure import measure_peak_memory, time_calls
-from .steps import build_backbone, make_gemm, make_step, set_attn_impl
+from .measure import measure_peak_memory, time_interleaved
+from .steps import build_backbone, make_gemm, make_step, with_attn_impl
 
 REFERENCE_ATTN = 'naive'
 FUSED_ATTN = 'sdpa'
+GEMM = 'gemm'
 
 
 @dataclass
@@ -26,8 +27,8 @@ class BenchmarkConfig:
         device: ``'cpu'`` or ``'cuda'`` (or ``'cuda:N'``).
         attn: ``'sdpa'``, ``'naive'`` or ``'both'`` (naive first, then sdpa).
         with_cp: Activation checkpointing (train mode).
-        warmup: Untimed steps before timing, per size and kernel.
-        repeats: Timed steps.
+        warmup: Untimed rounds (GEMM and every kernel once each) per size.
+        repeats: Timed rounds.
         num_classes: Probe head classes.
     """
 
@@ -48,18 +49,12 @@ class BenchmarkConfig:
         return [REFERENCE_ATTN, FUSED_ATTN] if self.attn == 'both' else [self.attn]
 
 
-def measure_gemm(cfg: BenchmarkConfig, tokens: int, embed_dims: int) -> dict:
-    """Time the backbone's fc1-shaped GEMM the same way as the steps."""
-    device = torch.device(cfg.device)
-    shape = (cfg.batch * tokens, embed_dims, 4 * embed_dims)
-    stats = time_calls(make_gemm(*shape, cfg.dtype, device), device, cfg.warmup, cfg.repeats)
-    flops = gemm_flops(*shape)
-    return dict(shape=list(shape), time_s=stats.to_dict(), flops=flops,
-                flops_per_s=flops / stats.median)
-
-
 def run_benchmark(cfg: BenchmarkConfig) -> Tuple[List[dict], List[dict]]:
     """Run every (size, attention kernel) of ``cfg`` on one model.
+
+    Per size, the reference GEMM and each kernel's step are timed round-robin
+    (see :func:`time_interleaved`), then each step's peak memory is measured
+    in one extra, untimed step so the meters cannot perturb the timings.
 
     Returns:
         ``(runs, comparisons)``: one record per size and kernel, and with
@@ -67,37 +62,40 @@ def run_benchmark(cfg: BenchmarkConfig) -> Tuple[List[dict], List[dict]]:
     """
     device = torch.device(cfg.device)
     arch = resolve_arch(cfg.arch)
-    impls = cfg.attn_impls
-    model = build_backbone(cfg.arch, device, cfg.dtype, impls[0],
+    model = build_backbone(cfg.arch, device, cfg.dtype, cfg.attn_impls[0],
                            frozen=cfg.mode == 'probe', with_cp=cfg.with_cp)
     runs, comparisons = [], []
     for height, width in cfg.sizes:
         tokens = num_tokens(height, width)
-        gemm = measure_gemm(cfg, tokens, arch['embed_dims'])
+        step = make_step(cfg.mode, model, cfg.batch, height, width, cfg.num_classes)
+        # The backbone's fc1 shape: B·N x C by C x 4C, same dtype and device.
+        gemm_shape = (cfg.batch * tokens, arch['embed_dims'], 4 * arch['embed_dims'])
+        fns = {GEMM: make_gemm(*gemm_shape, cfg.dtype, device)}
+        fns.update({impl: with_attn_impl(model, impl, step) for impl in cfg.attn_impls})
+        stats = time_interleaved(fns, device, cfg.warmup, cfg.repeats)
+        gemm_stats = stats.pop(GEMM)
+        gemm = dict(shape=list(gemm_shape), time_s=gemm_stats.to_dict(),
+                    flops=gemm_flops(*gemm_shape))
+        gemm['flops_per_s'] = gemm['flops'] / gemm_stats.median
+        flops = step_flops(cfg.mode, arch, height, width, cfg.batch,
+                           with_cp=cfg.with_cp, num_classes=cfg.num_classes)
         by_impl = {}
-        for impl in impls:
-            set_attn_impl(model, impl)
-            step = make_step(cfg.mode, model, cfg.batch, height, width, cfg.num_classes)
-            stats = time_calls(step, device, cfg.warmup, cfg.repeats)
-            # A separate, untimed step: memory meters must not perturb the timings.
-            memory = measure_peak_memory(step, device)
-            flops = step_flops(cfg.mode, arch, height, width, cfg.batch,
-                               with_cp=cfg.with_cp, num_classes=cfg.num_classes)
-            achieved = flops / stats.median
-            record = dict(
+        for impl, impl_stats in stats.items():
+            memory = measure_peak_memory(fns[impl], device)
+            achieved = flops / impl_stats.median
+            by_impl[impl] = dict(
                 mode=cfg.mode, arch=arch,
                 arch_name=cfg.arch if isinstance(cfg.arch, str) else 'custom',
                 attn_impl=impl, height=height, width=width, batch=cfg.batch,
                 dtype=cfg.dtype, device=str(device), with_cp=cfg.with_cp, tokens=tokens,
-                time_s=stats.to_dict(), images_per_s=cfg.batch / stats.median,
-                tokens_per_s=cfg.batch * tokens / stats.median,
+                time_s=impl_stats.to_dict(), images_per_s=cfg.batch / impl_stats.median,
+                tokens_per_s=cfg.batch * tokens / impl_stats.median,
                 peak_memory=memory.to_dict(), flops=flops, flops_per_s=achieved,
                 gemm=gemm, gemm_ratio=achieved / gemm['flops_per_s'])
-            runs.append(record)
-            by_impl[impl] = record
-            del step
+            runs.append(by_impl[impl])
         if len(by_impl) == 2:
             comparisons.append(compare(by_impl[REFERENCE_ATTN], by_impl[FUSED_ATTN]))
+        del fns, step
     return runs, comparisons
 
 

@@ -1,6 +1,5 @@
 # Frozen InternViT + BN/1x1-conv linear probe (upstream: 47.2 mIoU, 6B 224px).
 custom_imports = dict(imports=['mmseg_internvit'], allow_failed_imports=False)
-crop_size = (504, 504)
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 data_preprocessor = dict(
     type='SegDataPreProcessor',
@@ -9,7 +8,7 @@ data_preprocessor = dict(
     bgr_to_rgb=True,
     pad_val=0,
     seg_pad_val=255,
-    size=crop_size)
+    size=(504, 504))
 model = dict(
     type='EncoderDecoder',
     data_preprocessor=data_preprocessor,
@@ -30,4 +29,4 @@ model = dict(
         align_corners=False,
         loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
     train_cfg=dict(),
-    test_cfg=dict(mode='slide', crop_size=crop_size, stride=(322, 322)))
+    test_cfg=dict(mode='slide', crop_size=(504, 504), stride=(322, 322)))
