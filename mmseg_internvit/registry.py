@@ -8,6 +8,7 @@ also lists our models in mmseg's and mmdet's own registries, so that a plain
 import importlib
 
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
+from mmengine.registry import FUNCTIONS as MMENGINE_FUNCTIONS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
@@ -28,13 +29,16 @@ HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope=SCOPE,
                  locations=['mmseg_internvit.engine'])
 DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope=SCOPE,
                     locations=['mmseg_internvit.datasets'])
+FUNCTIONS = Registry('function', parent=MMENGINE_FUNCTIONS, scope=SCOPE,
+                     locations=['mmseg_internvit.engine'])
 TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope=SCOPE,
                       locations=['mmseg_internvit.datasets'])
 
 # (our registry, attribute name in the downstream library's registry module)
 _MIRRORED = ((MODELS, 'MODELS'), (DATASETS, 'DATASETS'), (TRANSFORMS, 'TRANSFORMS'),
              (HOOKS, 'HOOKS'), (OPTIM_WRAPPERS, 'OPTIM_WRAPPERS'),
-             (OPTIM_WRAPPER_CONSTRUCTORS, 'OPTIM_WRAPPER_CONSTRUCTORS'))
+             (OPTIM_WRAPPER_CONSTRUCTORS, 'OPTIM_WRAPPER_CONSTRUCTORS'),
+             (FUNCTIONS, 'FUNCTIONS'))
 
 
 def register_into_default_scopes(libraries=('mmseg', 'mmdet')) -> None:
@@ -51,7 +55,9 @@ def register_into_default_scopes(libraries=('mmseg', 'mmdet')) -> None:
         except ImportError:
             continue
         for ours, attr in _MIRRORED:
-            theirs = getattr(downstream, attr)
+            theirs = getattr(downstream, attr, None)
+            if theirs is None:  # e.g. FUNCTIONS: resolve it as 'mmseg_internvit.NAME'
+                continue
             for name, module in ours.module_dict.items():
                 if name not in theirs.module_dict:
                     theirs.register_module(name=name, module=module)

@@ -53,6 +53,7 @@ def test_forward_json_fields_and_flops(tmp_path):
     assert run['images_per_s'] > 0 and run['tokens_per_s'] > 0
     assert run['flops_per_s'] == pytest.approx(run['flops'] / run['time_s']['median'])
     assert run['gemm']['shape'] == [2 * tokens, 64, 256]
+    assert run['gemm']['calls_per_repeat'] == 1  # CPU: one product per timed repeat
     assert run['gemm']['flops_per_s'] > 0
     assert run['gemm_ratio'] == pytest.approx(run['flops_per_s'] / run['gemm']['flops_per_s'])
     assert run['peak_memory']['method'].startswith('rss')

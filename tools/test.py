@@ -10,8 +10,8 @@ import argparse
 import os.path as osp
 import sys
 
-from mmseg_internvit.engine.launch import (add_common_args, build_runner, enable_visualization,
-                                            load_config)
+from mmseg_internvit.engine.launch import (adapt_for_testing, add_common_args, build_runner,
+                                            enable_visualization, load_config)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -32,6 +32,7 @@ def main(argv=None) -> int:
         return 2
     cfg = load_config(args)
     cfg.load_from = args.checkpoint
+    adapt_for_testing(cfg, args.checkpoint)
     if args.show_dir:
         enable_visualization(cfg, args.show_dir)
     if args.out:

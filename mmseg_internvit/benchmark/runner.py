@@ -49,6 +49,22 @@ class BenchmarkConfig:
         return [REFERENCE_ATTN, FUSED_ATTN] if self.attn == 'both' else [self.attn]
 
 
+def gemm_calls(device: torch.device, flops: int, one_gemm_flops: int) -> int:
+    """GEMMs per timed reference repeat.
+
+    On CUDA one fc1-shaped product lasts well under a millisecond, where launch
+    and synchronisation overhead and the GPU's clock state skew a single-call
+    timing (seen on an H100: one 6B fc1 GEMM per repeat read 233 TFLOP/s
+    between train steps and 363 between forward steps). There the reference
+    runs as many products as the step (``flops``) has FLOPs, back to back, so
+    both are timed over the same span. On CPU one product already lasts
+    milliseconds or more: one call.
+    """
+    if device.type != 'cuda':
+        return 1
+    return max(1, min(round(flops / one_gemm_flops), 10_000))
+
+
 def run_benchmark(cfg: BenchmarkConfig) -> Tuple[List[dict], List[dict]]:
     """Run every (size, attention kernel) of ``cfg`` on one model.
 
@@ -68,17 +84,18 @@ def run_benchmark(cfg: BenchmarkConfig) -> Tuple[List[dict], List[dict]]:
     for height, width in cfg.sizes:
         tokens = num_tokens(height, width)
         step = make_step(cfg.mode, model, cfg.batch, height, width, cfg.num_classes)
+        flops = step_flops(cfg.mode, arch, height, width, cfg.batch,
+                           with_cp=cfg.with_cp, num_classes=cfg.num_classes)
         # The backbone's fc1 shape: B·N x C by C x 4C, same dtype and device.
         gemm_shape = (cfg.batch * tokens, arch['embed_dims'], 4 * arch['embed_dims'])
-        fns = {GEMM: make_gemm(*gemm_shape, cfg.dtype, device)}
+        calls = gemm_calls(device, flops, gemm_flops(*gemm_shape))
+        fns = {GEMM: make_gemm(*gemm_shape, cfg.dtype, device, calls)}
         fns.update({impl: with_attn_impl(model, impl, step) for impl in cfg.attn_impls})
         stats = time_interleaved(fns, device, cfg.warmup, cfg.repeats)
         gemm_stats = stats.pop(GEMM)
-        gemm = dict(shape=list(gemm_shape), time_s=gemm_stats.to_dict(),
-                    flops=gemm_flops(*gemm_shape))
+        gemm = dict(shape=list(gemm_shape), calls_per_repeat=calls,
+                    time_s=gemm_stats.to_dict(), flops=calls * gemm_flops(*gemm_shape))
         gemm['flops_per_s'] = gemm['flops'] / gemm_stats.median
-        flops = step_flops(cfg.mode, arch, height, width, cfg.batch,
-                           with_cp=cfg.with_cp, num_classes=cfg.num_classes)
         by_impl = {}
         for impl, impl_stats in stats.items():
             memory = measure_peak_memory(fns[impl], device)

@@ -102,16 +102,26 @@ def make_step(mode: str, model: InternViT, batch: int, height: int, width: int,
     raise ValueError(f'mode must be one of {MODES}, got {mode!r}')
 
 
-def make_gemm(rows: int, inner: int, cols: int, dtype: str,
-              device: torch.device) -> Callable[[], None]:
-    """Return a step computing ``(rows x inner) @ (inner x cols)``, output freshly allocated.
+def make_gemm(rows: int, inner: int, cols: int, dtype: str, device: torch.device,
+              calls: int = 1) -> Callable[[], None]:
+    """Return a step computing ``(rows x inner) @ (inner x cols)`` ``calls`` times.
 
     The reference rate for the backbone: a same-dtype, same-device product of
-    the shape of its fc1 (``B·N x C`` by ``C x 4C``).
+    the shape of its fc1 (``B·N x C`` by ``C x 4C``), output freshly allocated
+    as a Linear's is.
+
+    Args:
+        rows: Rows of the left operand.
+        inner: Shared dimension.
+        cols: Columns of the right operand.
+        dtype: dtype name.
+        device: Where the operands live.
+        calls: Products per step (back to back, one timer read).
     """
     a = torch.randn(rows, inner, device=device, dtype=DTYPES[dtype])
     b = torch.randn(inner, cols, device=device, dtype=DTYPES[dtype])
 
     def gemm_step() -> None:
-        torch.mm(a, b)
+        for _ in range(calls):
+            torch.mm(a, b)
     return gemm_step

@@ -1,4 +1,4 @@
-"""Write a backbone state dict as one safetensors file of this project."""
+"""Write state dicts (backbone or whole model) as safetensors files of this project."""
 import os
 import tempfile
 from typing import Mapping
@@ -13,7 +13,7 @@ FORMAT_TAG = 'mmseg_internvit-backbone'
 
 
 def save_backbone_safetensors(state: Mapping[str, torch.Tensor], dst: str) -> None:
-    """Save ``state`` (our key names) to ``dst`` atomically: temp file, then rename."""
+    """Save ``state`` to ``dst`` atomically: temp file, then rename."""
     folder = os.path.dirname(os.path.abspath(dst))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f'Output folder {folder} does not exist; create it first.')

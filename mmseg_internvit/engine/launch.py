@@ -1,6 +1,7 @@
 """Shared start-up of tools/train.py and tools/test.py."""
 import os
 import os.path as osp
+from importlib.util import find_spec
 from typing import Optional
 
 import torch
@@ -51,12 +52,83 @@ def init_cpu_process_group(launcher: str) -> None:
         dist.init_process_group(backend='gloo')
 
 
+def check_strategy(cfg: Config) -> None:
+    """Fail at start-up, with what to change, for strategies that cannot run."""
+    strategy = cfg.get('strategy') or {}
+    kind = strategy.get('type', '')
+    if kind and cfg.get('runner_type') != 'FlexibleRunner':
+        raise ValueError(f"strategy={kind!r} is only used by runner_type='FlexibleRunner'; "
+                         'add that line to the config')
+    if kind == 'DeepSpeedStrategy':
+        if find_spec('deepspeed') is None:
+            raise ImportError('This config trains with DeepSpeed, which is not installed: '
+                              '`pip install --no-build-isolation deepspeed==0.18.9` '
+                              '(make install does it), or use an FSDP config.')
+        wrapper = cfg.get('optim_wrapper', {}).get('type', 'OptimWrapper')
+        if 'DeepSpeed' not in wrapper:
+            raise ValueError(f"DeepSpeedStrategy needs optim_wrapper.type="
+                             f"'DeepSpeedNoGradStepOptimWrapper' (or 'DeepSpeedOptimWrapper'), "
+                             f'got {wrapper!r}')
+    if kind == 'FSDPStrategy':
+        wrapper = cfg.get('optim_wrapper', {}).get('type', 'OptimWrapper')
+        if wrapper == 'AmpOptimWrapper' and not torch.cuda.is_available():
+            raise ValueError('AmpOptimWrapper needs a GPU; on CPU use optim_wrapper.type='
+                             "'OptimWrapper' with FSDP's own mixed_precision")
+
+
+def adapt_to_cpu(cfg: Config) -> None:
+    """Settings that mmengine's strategies assume a GPU for, made CPU-safe."""
+    if torch.cuda.is_available():
+        return
+    if cfg.launcher != 'none':
+        # torch's SyncBatchNorm runs on GPUs only; per-process BN on CPU.
+        _replace_norm_type(cfg.model, 'SyncBN', 'BN')
+    strategy = cfg.get('strategy') or {}
+    if strategy.get('type') == 'FSDPStrategy':
+        # mmengine passes LOCAL_RANK as FSDP's device_id, a CUDA index.
+        strategy.setdefault('model_wrapper', {}).setdefault('device_id', 'cpu')
+
+
+def _replace_norm_type(node, old: str, new: str) -> None:
+    if isinstance(node, dict):
+        if node.get('type') == old:
+            node['type'] = new
+        for value in node.values():
+            _replace_norm_type(value, old, new)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            _replace_norm_type(value, old, new)
+
+
 def build_runner(cfg: Config) -> Runner:
     """Build ``Runner`` or, where the config names one, its ``runner_type``."""
+    check_strategy(cfg)
+    adapt_to_cpu(cfg)
     init_cpu_process_group(cfg.launcher)
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)
+
+
+def adapt_for_testing(cfg: Config, checkpoint: str) -> None:
+    """Make a DeepSpeed training config evaluate ``checkpoint``.
+
+    DeepSpeed loads only its own checkpoint folders: a single file (e.g. from
+    tools/consolidate_checkpoint.py) is tested by the plain Runner. ZeRO-1/2
+    keep whole weights in the folder but refuse to start without an optimizer,
+    so they are tested as stage 0; ZeRO-3 shards weights and keeps stage 3.
+    """
+    strategy = cfg.get('strategy') or {}
+    if strategy.get('type') != 'DeepSpeedStrategy':
+        return
+    if osp.isfile(checkpoint):
+        cfg.pop('runner_type', None)
+        cfg.pop('strategy', None)
+        cfg.optim_wrapper = dict(type='OptimWrapper', optimizer=cfg.optim_wrapper.optimizer)
+        return
+    zero = strategy.setdefault('zero_optimization', {})
+    if zero.get('stage', 0) in (1, 2):
+        zero['stage'] = 0
 
 
 def enable_visualization(cfg: Config, show_dir: str) -> None:

@@ -6,7 +6,25 @@ from mmengine.dist import get_dist_info
 from mmengine.logging import MMLogger
 from mmengine.optim import DefaultOptimWrapperConstructor
 
+from timm.layers import LayerScale
+from torch.nn.modules.batchnorm import _NormBase
+
+from mmseg_internvit.models.layers import RMSNorm
 from mmseg_internvit.registry import OPTIM_WRAPPER_CONSTRUCTORS
+
+# Parameters of these modules (scales and shifts) get no weight decay.
+NO_DECAY_MODULES = (_NormBase, nn.LayerNorm, nn.GroupNorm, RMSNorm, LayerScale)
+
+
+def _named_parameters_with_module(model: nn.Module):
+    """Yield ``(name, param, owning module)`` once per parameter."""
+    seen = set()
+    for module_name, module in model.named_modules():
+        for param_name, param in module.named_parameters(recurse=False):
+            if id(param) in seen:
+                continue
+            seen.add(id(param))
+            yield (f'{module_name}.{param_name}' if module_name else param_name), param, module
 
 
 def find_layer_depth_owner(model: nn.Module) -> tuple:
@@ -31,7 +49,7 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     A parameter of layer id ``i`` (embeddings 0, block ``k`` -> ``k + 1``,
     anything outside the backbone -> the top id) gets
     ``lr = base_lr * layer_decay_rate ** (num_layer_ids - 1 - i)``. Weight
-    decay is 0 for 1-D parameters (norms, layer scales), biases and the
+    decay is 0 for norm and layer-scale parameters, biases and the
     backbone's ``no_weight_decay()`` names (``pos_embed``, ``cls_token``).
     Frozen parameters are left out. Groups are built here, before any
     DeepSpeed/FSDP engine takes the optimizer, so the wrapped optimizer keeps
@@ -60,11 +78,14 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         no_decay_names = {owner_prefix + n for n in owner.no_weight_decay()}
         base_wd = self.base_wd or 0.0
         groups = {}
-        for name, param in module.named_parameters():
+        for name, param, parent in _named_parameters_with_module(module):
             if not param.requires_grad:
                 continue
             layer_id, num_ids = owner.get_layer_depth(name, prefix=owner_prefix)
-            no_decay = param.ndim == 1 or name.endswith('.bias') or name in no_decay_names
+            # Decided by the owning module's type, not param.ndim: under FSDP
+            # (use_orig_params) every local shard is 1-D.
+            no_decay = (isinstance(parent, NO_DECAY_MODULES) or name.endswith('.bias')
+                        or name in no_decay_names)
             key = (layer_id, no_decay)
             if key not in groups:
                 scale = decay_rate**(num_ids - 1 - layer_id)
@@ -73,6 +94,10 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
                                    lr_scale=scale, layer_id=layer_id)
             groups[key]['params'].append(param)
             groups[key]['param_names'].append(name)
+        if not groups:
+            raise ValueError('The model has no trainable parameters (everything is frozen): '
+                             'nothing to optimise. Unfreeze a part (e.g. backbone.frozen=False) '
+                             'or train a head.')
         params.extend(groups[key] for key in sorted(groups))
         if get_dist_info()[0] == 0:
             MMLogger.get_current_instance().info(

@@ -11,3 +11,4 @@ from .necks import *  # noqa: F401,F403
 
 if find_spec('mmseg') is not None:
     from .heads import *  # noqa: F401,F403
+    from .segmentors import *  # noqa: F401,F403

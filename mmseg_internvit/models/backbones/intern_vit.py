@@ -279,23 +279,27 @@ class InternViT(BaseModule):
 
     def _forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         B = x.shape[0]
-        tokens, grid = self.patch_embed(x.to(self.dtype))
+        # The parameters' dtype, not self.dtype: DeepSpeed bf16 and FSDP mixed
+        # precision recast parameters behind the module's back.
+        compute_dtype = self.pos_embed.dtype
+        tokens, grid = self.patch_embed(x.to(compute_dtype))
         pos = self.pos_embed
         tokens = tokens + resize_pos_embed(pos[:, 1:], self.pretrain_grid, grid)
         cls = (self.cls_token + pos[:, :1]).expand(B, -1, -1)
         x = torch.cat([cls, tokens], dim=1)
-        outs = []
-        last = max(self.out_indices)
-        for i, block in enumerate(self.blocks[:last + 1]):
+        outs = {}
+        for i, block in enumerate(self.blocks[:max(self.out_indices) + 1]):
             if self.with_cp and self.training and x.requires_grad:
                 x = cp.checkpoint(block, x, use_reentrant=False)
             else:
                 x = block(x)
             if i in self.out_indices:
-                outs.append((i, x))
-        by_index = dict(outs)
-        # The heads run in float32: cast once here, not with per-module hooks.
-        return tuple(by_index[i][:, 1:].transpose(1, 2).reshape(B, -1, *grid).float()
+                outs[i] = x
+        # With dtype='bfloat16'/'float16' the heads stay float32: cast once here,
+        # not with per-module hooks. When a wrapper (DeepSpeed, FSDP) owns the
+        # precision of the whole model, the heads share the backbone's dtype.
+        out_dtype = torch.float32 if self.dtype != torch.float32 else compute_dtype
+        return tuple(outs[i][:, 1:].transpose(1, 2).reshape(B, -1, *grid).to(out_dtype)
                      for i in self.out_indices)
 
 

@@ -1,0 +1,56 @@
+"""Turn a training checkpoint (DeepSpeed ZeRO folder, FSDP full, mmengine) into
+one safetensors file of the whole model."""
+import glob
+import os.path as osp
+from typing import Dict
+
+import torch
+
+from .readers import CheckpointReadError, open_checkpoint
+from .writer import save_backbone_safetensors
+
+
+def is_deepspeed_checkpoint(path: str) -> bool:
+    return osp.isdir(path) and bool(glob.glob(osp.join(path, '*model_states.pt')))
+
+
+def _deepspeed_state(path: str) -> Dict[str, torch.Tensor]:
+    # DeepSpeed's own reader reassembles fp32 weights from the ZeRO partitions
+    # (the folder is what our own training wrote: its pickles are trusted).
+    from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+    parent, tag = osp.split(osp.abspath(path))
+    return get_fp32_state_dict_from_zero_checkpoint(parent, tag=tag)
+
+
+def load_model_state(path: str) -> Dict[str, torch.Tensor]:
+    """The full model state dict (segmentor keys) stored at ``path``."""
+    if is_deepspeed_checkpoint(path):
+        return _deepspeed_state(path)
+    if osp.isdir(path):
+        if glob.glob(osp.join(path, 'rank*.pth')):
+            raise CheckpointReadError(
+                f'{path} is an FSDP checkpoint with per-rank local shards; train with '
+                "strategy.state_dict_cfg='full' (the shipped FSDP configs do) to save "
+                'whole-model checkpoints that can be consolidated.')
+        raise CheckpointReadError(f'{path} is a folder but neither a DeepSpeed checkpoint '
+                                  '(no *model_states.pt) nor a model folder.')
+    source = open_checkpoint(path)
+    return {k: source[k] for k in source.keys()}
+
+
+def consolidate_to_safetensors(src: str, dst: str, dtype: torch.dtype = None) -> int:
+    """Write the model stored at ``src`` to ``dst`` (atomically).
+
+    Returns:
+        The number of tensors written.
+    """
+    if not dst.endswith('.safetensors'):
+        raise ValueError(f'output {dst} must end with .safetensors')
+    if not osp.exists(src):
+        raise FileNotFoundError(f'Checkpoint {src} does not exist.')
+    state = load_model_state(src)
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+    save_backbone_safetensors(state, dst)
+    return len(state)
+

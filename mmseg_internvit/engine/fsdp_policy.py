@@ -1,0 +1,36 @@
+"""FSDP wrapping and activation-checkpointing rules for InternViT blocks."""
+from typing import Iterable, Tuple, Type
+
+import torch.nn as nn
+
+from mmseg_internvit.registry import FUNCTIONS
+
+
+def _block_classes(layer_cls_names: Iterable[str]) -> Tuple[Type[nn.Module], ...]:
+    from mmseg_internvit.models.backbones import intern_vit
+    known = {'InternViTBlock': intern_vit.InternViTBlock}
+    unknown = [n for n in layer_cls_names if n not in known]
+    if unknown:
+        raise ValueError(f'FSDP wrap class(es) {unknown} not found; layer_cls_names must '
+                         f'name classes from {sorted(known)}')
+    return tuple(known[n] for n in layer_cls_names)
+
+
+@FUNCTIONS.register_module()
+def internvit_auto_wrap_policy(module: nn.Module, recurse: bool, nonwrapped_numel: int,
+                               layer_cls_names: Tuple[str, ...] = ('InternViTBlock', )) -> bool:
+    """FSDP auto-wrap policy: one FSDP unit per InternViT block.
+
+    Use in a config as
+    ``model_wrapper=dict(auto_wrap_policy=dict(type='internvit_auto_wrap_policy'))``.
+    Everything outside the blocks (embeddings, neck, heads) forms the root unit.
+    """
+    if recurse:
+        return True
+    return isinstance(module, _block_classes(layer_cls_names))
+
+
+@FUNCTIONS.register_module()
+def is_internvit_block(module: nn.Module) -> bool:
+    """``check_fn`` for FSDPStrategy's ``activation_checkpointing``."""
+    return isinstance(module, _block_classes(('InternViTBlock', )))

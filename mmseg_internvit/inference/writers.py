@@ -1,0 +1,120 @@
+"""Output files, each written to a temporary file and renamed into place.
+
+A reader never sees a half-written output: until ``os.replace`` the data sits
+in a hidden ``.NAME.*.tmp`` file in the same folder (same file system, so the
+rename is atomic), which is removed again if writing fails.
+"""
+import io
+import json
+import os
+import os.path as osp
+import tempfile
+from contextlib import contextmanager
+from typing import Iterator, Sequence
+
+import numpy as np
+from PIL import Image
+
+
+class OutputDirError(ValueError):
+    """The output folder cannot be created or written to."""
+
+
+def prepare_out_dir(path: str) -> str:
+    """Create ``path`` if needed and check that files can be written there.
+
+    Raises:
+        OutputDirError: ``path`` (or a parent) is a file, or the folder is
+            not writable.
+    """
+    if osp.exists(path) and not osp.isdir(path):
+        raise OutputDirError(f'output folder {path} exists and is not a folder; '
+                             'pass a folder path with --out-dir')
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise OutputDirError(f'cannot write to output folder {path}: {e.strerror or e}; '
+                             'pass a writable folder with --out-dir') from None
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def atomic_file(path: str) -> Iterator[io.BufferedWriter]:
+    """Open a temporary file beside ``path``; on success rename it to ``path``."""
+    folder = osp.dirname(path) or '.'
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f'.{osp.basename(path)}.', suffix='.tmp')
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def write_label_png(path: str, label: np.ndarray, palette: Sequence[Sequence[int]]) -> None:
+    """Class ids as an indexed ('P' mode) PNG whose palette colours the classes.
+
+    Pixel values are the class ids. With more than 256 classes an indexed PNG
+    cannot hold them: a 16-bit grayscale PNG is written instead.
+    """
+    if len(palette) > 256:
+        image = Image.fromarray(label.astype(np.uint16))
+    else:
+        image = Image.fromarray(label.astype(np.uint8))  # 'L'; putpalette makes it 'P'
+        flat = np.zeros((256, 3), dtype=np.uint8)
+        flat[:len(palette)] = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)
+        image.putpalette(flat.ravel().tolist())
+    with atomic_file(path) as f:
+        image.save(f, format='PNG')
+
+
+def blend_overlay(rgb: np.ndarray, label: np.ndarray, palette: Sequence[Sequence[int]],
+                  opacity: float = 0.5) -> np.ndarray:
+    """``(1 - opacity) * image + opacity * class colour``, uint8 RGB."""
+    colours = np.asarray(palette, dtype=np.float32).reshape(-1, 3)[label]
+    mixed = (1.0 - opacity) * rgb.astype(np.float32) + opacity * colours
+    return np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+
+
+def write_rgb_png(path: str, rgb: np.ndarray) -> None:
+    """An ``(H, W, 3)`` uint8 RGB array as a PNG."""
+    with atomic_file(path) as f:
+        Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8)).save(f, format='PNG')
+
+
+def write_npz(path: str, **arrays: np.ndarray) -> None:
+    """Arrays as a compressed ``.npz``."""
+    with atomic_file(path) as f:
+        np.savez_compressed(f, **arrays)
+
+
+def write_json(path: str, data: dict) -> None:
+    """``data`` as indented UTF-8 JSON."""
+    with atomic_file(path) as f:
+        f.write(json.dumps(data, indent=2, ensure_ascii=False).encode('utf-8'))
+        f.write(b'\n')
+
+
+def class_areas(label: np.ndarray, classes: Sequence[str]) -> dict:
+    """Pixel count and fraction of every class present in ``label``, largest first."""
+    counts = np.bincount(label.ravel(), minlength=len(classes))
+    total = int(label.size)
+    present = sorted(np.flatnonzero(counts), key=lambda c: (-counts[c], c))
+    return dict(height=int(label.shape[0]), width=int(label.shape[1]), total_pixels=total,
+                classes=[dict(id=int(c), name=str(classes[c]) if c < len(classes) else str(c),
+                              pixels=int(counts[c]), fraction=float(counts[c]) / total)
+                         for c in present])

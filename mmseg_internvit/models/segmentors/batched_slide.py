@@ -1,0 +1,88 @@
+"""Sliding-window inference that batches crops across windows and images."""
+from typing import List, Tuple
+
+import torch
+from mmseg.models.segmentors import EncoderDecoder
+from torch import Tensor
+
+from mmseg_internvit.registry import MODELS
+
+Window = Tuple[int, int, int, int]  # y1, y2, x1, x2
+
+
+def slide_windows(height: int, width: int, crop_size: Tuple[int, int],
+                  stride: Tuple[int, int]) -> List[Window]:
+    """Crop boxes of mmseg's sliding-window inference, in its order (rows, then columns).
+
+    The last row and column are shifted back to end at the image border; an
+    image smaller than the crop gives one window covering the whole image
+    (crops are never padded).
+    """
+    h_crop, w_crop = crop_size
+    h_stride, w_stride = stride
+    h_grids = max(height - h_crop + h_stride - 1, 0) // h_stride + 1
+    w_grids = max(width - w_crop + w_stride - 1, 0) // w_stride + 1
+    windows = []
+    for h_idx in range(h_grids):
+        for w_idx in range(w_grids):
+            y2 = min(h_idx * h_stride + h_crop, height)
+            x2 = min(w_idx * w_stride + w_crop, width)
+            windows.append((max(y2 - h_crop, 0), y2, max(x2 - w_crop, 0), x2))
+    return windows
+
+
+@MODELS.register_module()
+class BatchedSlideEncoderDecoder(EncoderDecoder):
+    """``EncoderDecoder`` whose slide inference runs several crops per forward.
+
+    mmseg's ``slide_inference`` calls ``encode_decode`` once per window
+    position with one crop per image. Here the crops of all images and all
+    windows are queued (image by image, windows in mmseg's order) and run in
+    chunks of ``test_cfg.batch_size`` crops, which keeps a GPU busy on large
+    images. Crop positions, unpadded crops, the per-crop ``img_shape`` and the
+    averaging over overlaps are mmseg's, so the result equals mmseg's up to
+    the floating-point effects of a different batch size in the network.
+
+    Memory: the logits are summed straight into the slice of the output that
+    belongs to the crop's image, so the only full-resolution tensors are the
+    returned logits, ``num_classes x H x W`` float32 per image (150 classes at
+    2048 x 512: 630 MB), and one ``H x W`` count map shared by the batch. mmseg's
+    loop also builds a zero-padded full-size copy of every crop's logits for
+    the whole batch. For huge images run one image per forward; the test
+    pipeline's ``Resize`` bounds ``H x W`` (logits are resized to the original
+    size only afterwards, in ``postprocess_result``).
+
+    Args:
+        **kwargs: As for :class:`mmseg.models.segmentors.EncoderDecoder`.
+            ``test_cfg`` may add ``batch_size`` (crops per forward, default 1).
+    """
+
+    def slide_inference(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
+        """Sliding-window logits ``(N, num_classes, H, W)`` of a padded batch."""
+        crops_per_forward = self.test_cfg.get('batch_size', 1)
+        if not isinstance(crops_per_forward, int) or crops_per_forward < 1:
+            raise ValueError(f'test_cfg.batch_size (crops per forward) must be a positive '
+                             f'int, got {crops_per_forward!r}')
+        num_images, _, height, width = inputs.shape
+        windows = slide_windows(height, width, tuple(self.test_cfg.crop_size),
+                                tuple(self.test_cfg.stride))
+        # Every image of the batch has the same size, hence the same windows.
+        count = inputs.new_zeros((1, height, width))
+        for y1, y2, x1, x2 in windows:
+            count[:, y1:y2, x1:x2] += 1
+        if (count == 0).any():
+            raise RuntimeError(f'sliding windows (crop {self.test_cfg.crop_size}, stride '
+                               f'{self.test_cfg.stride}) leave pixels of a {height}x{width} '
+                               'image uncovered: the stride must not exceed the crop size')
+        seg_logits = inputs.new_zeros((num_images, self.out_channels, height, width))
+        queue = [(i, window) for i in range(num_images) for window in windows]
+        for start in range(0, len(queue), crops_per_forward):
+            chunk = queue[start:start + crops_per_forward]
+            crops = torch.cat([inputs[i:i + 1, :, y1:y2, x1:x2]
+                               for i, (y1, y2, x1, x2) in chunk])
+            # All crops share one shape (a crop is never larger than the image).
+            metas = [{**batch_img_metas[i], 'img_shape': crops.shape[2:]} for i, _ in chunk]
+            crop_logits = self.encode_decode(crops, metas)
+            for (i, (y1, y2, x1, x2)), logits in zip(chunk, crop_logits):
+                seg_logits[i, :, y1:y2, x1:x2] += logits
+        return seg_logits.div_(count)
