@@ -19,8 +19,8 @@ TINY_JSON = json.dumps(TINY)
 FAST = ['--warmup', '1', '--repeats', '2', '--threads', '1']
 
 
-def run_tool(*args, expect_ok=True):
-    env = dict(os.environ, PYTHONPATH=REPO)
+def run_tool(*args, expect_ok=True, pythonpath=REPO):
+    env = dict(os.environ, PYTHONPATH=pythonpath)
     proc = subprocess.run([sys.executable, TOOL, *args], capture_output=True, text=True,
                           env=env, timeout=120)
     if expect_ok:
@@ -96,6 +96,16 @@ def test_plot_written(tmp_path):
     png = tmp_path / 'plot.png'
     run_tool('--arch', TINY_JSON, '--sizes', '28', '56', '--plot', str(png), *FAST)
     assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+def test_plot_without_matplotlib_is_refused(tmp_path):
+    fake = tmp_path / 'matplotlib'
+    fake.mkdir()
+    (fake / '__init__.py').write_text("raise ImportError('No module named matplotlib')\n")
+    proc = run_tool('--arch', TINY_JSON, '--sizes', '28', '56', '--plot', 'x.png',
+                    expect_ok=False, pythonpath=f'{tmp_path}{os.pathsep}{REPO}')
+    assert proc.returncode != 0
+    assert '--plot needs the matplotlib package' in proc.stderr
 
 
 def test_load6b_on_tiny_arch(tmp_path):

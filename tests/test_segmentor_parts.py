@@ -158,6 +158,11 @@ def test_layer_decay_bad_config():
     model = build_segmentor(frozen=False)
     with pytest.raises(ValueError, match='layer_decay_rate must be in \\(0, 1\\], got 1.5'):
         _groups(model, decay=1.5)
+    frozen = build_segmentor(frozen=True)
+    for p in frozen.decode_head.parameters():
+        p.requires_grad = False
+    with pytest.raises(ValueError, match='no trainable parameters'):
+        _groups(frozen)
     with pytest.raises(TypeError, match='needs an InternViT backbone'):
         build_optim_wrapper(torch.nn.Linear(2, 2), dict(
             type='OptimWrapper', optimizer=dict(type='AdamW', lr=1.0),

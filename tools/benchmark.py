@@ -60,6 +60,7 @@ def parse_size(text: str) -> Tuple[int, int]:
 
 
 def positive_int(text: str) -> int:
+    """An integer >= 1 (argparse type)."""
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f'expected an integer >= 1, got {text}')
@@ -67,6 +68,7 @@ def positive_int(text: str) -> int:
 
 
 def non_negative_int(text: str) -> int:
+    """An integer >= 0 (argparse type)."""
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f'expected an integer >= 0, got {text}')
@@ -74,10 +76,9 @@ def non_negative_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split('\n')[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument('--mode', choices=MODES, default='forward')
+    """The command line (see the module docstring and docs/benchmarks.md)."""
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--mode', choices=MODES, default='forward', help='default: forward')
     parser.add_argument('--arch', type=parse_arch, default=None,
                         help="preset (6b, 6b-448, 300m) or JSON arch dict "
                              "(default: '6b' for load6b, else required)")
@@ -85,21 +86,23 @@ def build_parser() -> argparse.ArgumentParser:
                         help='input size in pixels (default: 504 504; load6b: 224 224)')
     parser.add_argument('--sizes', type=parse_size, nargs='+', metavar='S|HxW',
                         help='several input sizes (overrides --size), e.g. 224 336 504')
-    parser.add_argument('--batch', type=positive_int, default=1)
+    parser.add_argument('--batch', type=positive_int, default=1, help='images per step (1)')
     parser.add_argument('--dtype', choices=DTYPE_NAMES,
                         help='parameter/compute dtype (default: float32; load6b: bfloat16)')
-    parser.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
+    parser.add_argument('--device', choices=('cpu', 'cuda'), default='cpu', help='default: cpu')
     parser.add_argument('--attn', choices=('sdpa', 'naive', 'both'), default='sdpa',
                         help='both: naive reference then fused sdpa, same weights and '
-                             'process, with their time and peak-memory ratios')
+                             'process, with their time and peak-memory ratios (default: sdpa)')
     parser.add_argument('--with-cp', action='store_true',
                         help='activation checkpointing (train mode)')
-    parser.add_argument('--warmup', type=non_negative_int, default=2)
-    parser.add_argument('--repeats', type=positive_int, default=5)
+    parser.add_argument('--warmup', type=non_negative_int, default=2,
+                        help='untimed rounds per size (2)')
+    parser.add_argument('--repeats', type=positive_int, default=5, help='timed rounds (5)')
     parser.add_argument('--num-classes', type=positive_int, default=150,
-                        help='probe head classes')
-    parser.add_argument('--threads', type=positive_int, help='torch.set_num_threads')
-    parser.add_argument('--seed', type=int, default=0)
+                        help='probe head classes (150)')
+    parser.add_argument('--threads', type=positive_int,
+                        help="torch.set_num_threads (default: torch's choice)")
+    parser.add_argument('--seed', type=int, default=0, help='torch.manual_seed (0)')
     parser.add_argument('--workdir', help='load6b: parent folder of the temporary checkpoint')
     parser.add_argument('--json', metavar='PATH', help='write all results as JSON')
     parser.add_argument('--plot', metavar='PATH',
@@ -109,7 +112,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Reject combinations argparse cannot see, before any model is built."""
+    """Reject combinations argparse cannot see, before any model is built.
+
+    Fills the mode-dependent defaults (arch, dtype, sizes) in ``args``; exits
+    with status 2 and a message naming the bad value on any error.
+
+    Args:
+        parser: For ``parser.error``.
+        args: Parsed arguments.
+    """
     if args.arch is None:
         if args.mode != 'load6b':
             parser.error(f'--arch is required for --mode {args.mode}: a preset {PRESETS} or a '
@@ -150,23 +161,31 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
 
 
 def check_fits(args: argparse.Namespace) -> None:
-    """Refuse a model whose weights alone would not fit, instead of swapping or OOM-killing."""
+    """Refuse a model whose weights (and gradients) would not fit, rather than be OOM-killed.
+
+    Args:
+        args: Checked arguments (arch, dtype, device, mode).
+    """
     import torch
     from mmseg_internvit.benchmark.load_check import weight_bytes
     from mmseg_internvit.benchmark.measure import available_host_bytes
-    need = weight_bytes(args.arch, args.dtype)
+    # Full tuning also holds a gradient per weight; activations come on top.
+    copies = 2 if args.mode == 'train' else 1
+    need = copies * weight_bytes(args.arch, args.dtype)
     if args.device == 'cuda':
         free = torch.cuda.mem_get_info()[0]
     else:
         free = available_host_bytes()
     if free is not None and need > 0.8 * free:
-        raise SystemExit(f'error: {args.arch if isinstance(args.arch, str) else "this arch"} '
-                         f'in {args.dtype} needs {need / 2**30:.1f} GiB of weights but only '
-                         f'{free / 2**30:.1f} GiB is free on {args.device}: use a smaller '
-                         '--arch, --dtype bfloat16, or a larger machine.')
+        what = 'weights and gradients' if copies == 2 else 'weights'
+        name = args.arch if isinstance(args.arch, str) else 'this arch'
+        raise SystemExit(f'error: {name} in {args.dtype} needs {need / 2**30:.1f} GiB of '
+                         f'{what} but only {free / 2**30:.1f} GiB is free on {args.device}: '
+                         'use a smaller --arch, --dtype bfloat16, or a larger machine.')
 
 
 def environment() -> dict:
+    """Versions and hardware the numbers were measured on."""
     import torch
     env = dict(python=platform.python_version(), torch=torch.__version__,
                platform=platform.platform(), cpu_count=os.cpu_count(),
@@ -178,6 +197,14 @@ def environment() -> dict:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Run the benchmark the arguments describe; print tables, write JSON/plot.
+
+    Args:
+        argv: Command line without the program name (default: ``sys.argv[1:]``).
+
+    Returns:
+        Exit status: 0 on success, 1 when load6b cannot run.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     check_args(parser, args)

@@ -31,8 +31,7 @@ def main(argv=None) -> int:
         print(f'error: checkpoint {args.checkpoint} does not exist', file=sys.stderr)
         return 2
     cfg = load_config(args)
-    cfg.load_from = args.checkpoint
-    adapt_for_testing(cfg, args.checkpoint)
+    cfg.load_from = adapt_for_testing(cfg, args.checkpoint)
     if args.show_dir:
         enable_visualization(cfg, args.show_dir)
     if args.out:

@@ -75,5 +75,11 @@ def step_flops(mode: str, arch: Mapping, height: int, width: int, batch: int,
 
 
 def gemm_flops(rows: int, inner: int, cols: int) -> int:
-    """FLOPs of a ``(rows x inner) @ (inner x cols)`` matrix product."""
+    """FLOPs of a ``(rows x inner) @ (inner x cols)`` matrix product.
+
+    Args:
+        rows: Rows of the left operand.
+        inner: Shared dimension.
+        cols: Columns of the right operand.
+    """
     return 2 * rows * inner * cols

@@ -36,7 +36,12 @@ CHILD_BOOT = ("import sys; sys.modules.update(dict.fromkeys(('mmseg', 'mmdet', '
 
 
 def weight_bytes(arch: Union[str, dict], dtype: str = 'bfloat16') -> int:
-    """Bytes of the backbone's parameters in ``dtype`` (built on meta: no memory)."""
+    """Bytes of the backbone's parameters in ``dtype`` (built on meta: no memory).
+
+    Args:
+        arch: Preset name or arch dict.
+        dtype: Parameter dtype name.
+    """
     with torch.device('meta'):
         model = InternViT(arch=arch, dtype=dtype)
     return sum(t.numel() * t.element_size() for t in model.state_dict().values())

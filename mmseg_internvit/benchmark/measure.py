@@ -39,6 +39,7 @@ class TimeStats:
 
     @classmethod
     def from_times(cls, times: List[float]) -> 'TimeStats':
+        """Summarise ``times`` (seconds, at least one)."""
         if not times:
             raise ValueError('need at least one timed repeat (--repeats >= 1)')
         if len(times) == 1:
@@ -176,6 +177,10 @@ def measure_peak_memory(fn: Callable[[], object], device: torch.device) -> Memor
     caching allocator's reserve). On CPU it is the process RSS high-water mark
     (``VmHWM``, reset just before the step), falling back to a polling thread
     where the kernel does not allow the reset.
+
+    Args:
+        fn: The step, run once.
+        device: Picks the meter (CUDA allocator or process RSS).
     """
     if device.type == 'cuda':
         synchronize(device)

@@ -11,7 +11,11 @@ def _table(header: Sequence[str], rows: List[Sequence[str]]) -> str:
 
 
 def format_runs(runs: List[dict]) -> str:
-    """One line per (mode, kernel, size): time spread, rates, memory, FLOPs."""
+    """One line per (mode, kernel, size): time spread, rates, memory, FLOPs.
+
+    Args:
+        runs: Run records of :func:`~mmseg_internvit.benchmark.runner.run_benchmark`.
+    """
     header = ('mode', 'attn', 'size', 'batch', 'dtype', 'median s', 'min-max s', 'img/s',
               'tok/s', 'peak dMiB', 'GFLOP', 'GFLOP/s', 'GEMM GFLOP/s', 'vs GEMM')
     rows = []
@@ -28,7 +32,11 @@ def format_runs(runs: List[dict]) -> str:
 
 
 def format_comparisons(comparisons: List[dict]) -> str:
-    """Fused (sdpa) vs reference (naive) attention, per size."""
+    """Fused (sdpa) vs reference (naive) attention, per size.
+
+    Args:
+        comparisons: Records of :func:`~mmseg_internvit.benchmark.runner.compare`.
+    """
     header = ('size', 'naive s', 'sdpa s', 'speedup', 'time ratio', 'naive dMiB', 'sdpa dMiB',
               'mem ratio')
     rows = []
@@ -44,7 +52,11 @@ def format_comparisons(comparisons: List[dict]) -> str:
 
 
 def format_load(record: dict) -> str:
-    """Key/value lines of a load6b record."""
+    """Key/value lines of a load6b record.
+
+    Args:
+        record: Result of :func:`~mmseg_internvit.benchmark.load_check.run_load_check`.
+    """
     gib = 2**30
     lines = [
         ('arch', record['arch_name']),
@@ -72,7 +84,12 @@ def require_matplotlib() -> None:
 
 
 def plot_runs(runs: List[dict], path: str) -> None:
-    """Save a PNG of images/s and peak memory against token count, one line per kernel."""
+    """Save a PNG of images/s and peak memory against token count, one line per kernel.
+
+    Args:
+        runs: Run records (one model, several sizes).
+        path: Output PNG path.
+    """
     require_matplotlib()
     import matplotlib
     matplotlib.use('Agg')  # files only: no display on benchmark machines

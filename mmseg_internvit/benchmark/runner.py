@@ -59,6 +59,11 @@ def gemm_calls(device: torch.device, flops: int, one_gemm_flops: int) -> int:
     runs as many products as the step (``flops``) has FLOPs, back to back, so
     both are timed over the same span. On CPU one product already lasts
     milliseconds or more: one call.
+
+    Args:
+        device: Where the step runs.
+        flops: FLOPs of one step.
+        one_gemm_flops: FLOPs of one reference product.
     """
     if device.type != 'cuda':
         return 1
@@ -121,6 +126,10 @@ def compare(reference: dict, fused: dict) -> dict:
 
     ``time_ratio`` and ``peak_memory_ratio`` are fused / reference (lower is
     better); ``speedup`` is reference / fused time.
+
+    Args:
+        reference: Run record of the naive kernel.
+        fused: Run record of the sdpa kernel, same size.
     """
     t_ref, t_fused = reference['time_s']['median'], fused['time_s']['median']
     m_ref = reference['peak_memory']['peak_delta_bytes']

@@ -25,9 +25,10 @@ def internvit_auto_wrap_policy(module: nn.Module, recurse: bool, nonwrapped_nume
     ``model_wrapper=dict(auto_wrap_policy=dict(type='internvit_auto_wrap_policy'))``.
     Everything outside the blocks (embeddings, neck, heads) forms the root unit.
     """
+    block_classes = _block_classes(layer_cls_names)  # validate even when recursing
     if recurse:
         return True
-    return isinstance(module, _block_classes(layer_cls_names))
+    return isinstance(module, block_classes)
 
 
 @FUNCTIONS.register_module()

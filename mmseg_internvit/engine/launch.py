@@ -69,7 +69,7 @@ def check_strategy(cfg: Config) -> None:
             raise ValueError(f"DeepSpeedStrategy needs optim_wrapper.type="
                              f"'DeepSpeedNoGradStepOptimWrapper' (or 'DeepSpeedOptimWrapper'), "
                              f'got {wrapper!r}')
-    if kind == 'FSDPStrategy':
+    if kind.endswith('FSDPStrategy'):
         wrapper = cfg.get('optim_wrapper', {}).get('type', 'OptimWrapper')
         if wrapper == 'AmpOptimWrapper' and not torch.cuda.is_available():
             raise ValueError('AmpOptimWrapper needs a GPU; on CPU use optim_wrapper.type='
@@ -83,8 +83,12 @@ def adapt_to_cpu(cfg: Config) -> None:
     if cfg.launcher != 'none':
         # torch's SyncBatchNorm runs on GPUs only; per-process BN on CPU.
         _replace_norm_type(cfg.model, 'SyncBN', 'BN')
+        if 'runner_type' not in cfg:
+            # mmengine's Runner gives DDP device_ids=[LOCAL_RANK], a CUDA index.
+            cfg.setdefault('model_wrapper_cfg',
+                           dict(type='MMDistributedDataParallel', device_ids=None))
     strategy = cfg.get('strategy') or {}
-    if strategy.get('type') == 'FSDPStrategy':
+    if strategy.get('type', '').endswith('FSDPStrategy'):
         # mmengine passes LOCAL_RANK as FSDP's device_id, a CUDA index.
         strategy.setdefault('model_wrapper', {}).setdefault('device_id', 'cpu')
 
@@ -110,25 +114,42 @@ def build_runner(cfg: Config) -> Runner:
     return Runner.from_cfg(cfg)
 
 
-def adapt_for_testing(cfg: Config, checkpoint: str) -> None:
-    """Make a DeepSpeed training config evaluate ``checkpoint``.
+def adapt_for_testing(cfg: Config, checkpoint: str) -> str:
+    """Make a FlexibleRunner (DeepSpeed / FSDP) training config evaluate ``checkpoint``.
 
-    DeepSpeed loads only its own checkpoint folders: a single file (e.g. from
-    tools/consolidate_checkpoint.py) is tested by the plain Runner. ZeRO-1/2
-    keep whole weights in the folder but refuse to start without an optimizer,
-    so they are tested as stage 0; ZeRO-3 shards weights and keeps stage 3.
+    A single-file checkpoint (FSDP full state, or a file from
+    tools/consolidate_checkpoint.py) is tested by the plain Runner: no sharding
+    is needed to evaluate it. DeepSpeed ZeRO-1/2 folders keep whole weights
+    but DeepSpeed refuses to start without an optimizer, so they are tested at
+    stage 0. ZeRO-3 folders cannot be loaded for inference by DeepSpeed 0.18
+    (it ignores the tag, then fails in its offload engine), so they are
+    consolidated to one file first.
+
+    Returns:
+        The checkpoint to load (the consolidated file for ZeRO-3).
     """
     strategy = cfg.get('strategy') or {}
-    if strategy.get('type') != 'DeepSpeedStrategy':
-        return
+    if not strategy:
+        return checkpoint
+    zero = strategy.get('zero_optimization') or {}
+    if osp.isdir(checkpoint) and zero.get('stage', 0) == 3:
+        if cfg.launcher != 'none':
+            raise ValueError(f'{checkpoint} is a ZeRO-3 folder: test it with one process '
+                             '(tools/test.py consolidates it), or run '
+                             'tools/consolidate_checkpoint.py first and test the file.')
+        from mmseg_internvit.checkpoint.consolidate import consolidate_to_safetensors
+        tag = osp.basename(osp.abspath(checkpoint.rstrip('/')))
+        merged = osp.join(cfg.work_dir, f'{osp.splitext(tag)[0]}_consolidated.safetensors')
+        os.makedirs(cfg.work_dir, exist_ok=True)
+        consolidate_to_safetensors(checkpoint, merged)
+        checkpoint = merged
     if osp.isfile(checkpoint):
         cfg.pop('runner_type', None)
         cfg.pop('strategy', None)
         cfg.optim_wrapper = dict(type='OptimWrapper', optimizer=cfg.optim_wrapper.optimizer)
-        return
-    zero = strategy.setdefault('zero_optimization', {})
-    if zero.get('stage', 0) in (1, 2):
+    elif zero.get('stage', 0) in (1, 2):
         zero['stage'] = 0
+    return checkpoint
 
 
 def enable_visualization(cfg: Config, show_dir: str) -> None:

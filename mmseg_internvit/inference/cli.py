@@ -1,0 +1,88 @@
+"""Command line of ``tools/infer.py``: segment images and write label maps and overlays."""
+import argparse
+import os.path as osp
+import sys
+from typing import List, Optional
+
+import torch
+from mmengine.config import DictAction
+
+from mmseg_internvit.checkpoint import CheckpointMismatchError
+from .inputs import expand_inputs
+from .runner import run_inference
+from .segmenter import Segmenter
+from .writers import OutputDirError, prepare_out_dir
+
+USAGE_EXAMPLE = """examples:
+  python tools/infer.py CONFIG CHECKPOINT photos/ --out-dir out
+  python tools/infer.py CONFIG CHECKPOINT 'shots/**/*.jpg' a.png --out-dir out \\
+      --batch-size 4 --tile 504 504 --stride 336 336 --dtype bf16 --save-areas
+
+exit status: 0 all images done, 1 some images failed (listed), 2 nothing run
+(bad config, checkpoint, output folder or arguments)."""
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog='tools/infer.py', description=__doc__.split(':')[1].strip(),
+        epilog=USAGE_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('config', help='model config (.py)')
+    parser.add_argument('checkpoint', help='checkpoint trained with that config')
+    parser.add_argument('inputs', nargs='+',
+                        help='image files, folders (searched recursively) or glob patterns')
+    parser.add_argument('--out-dir', required=True, help='output folder (created if needed)')
+    parser.add_argument('--device', help='cpu, cuda, cuda:1, ... (default: cuda if available)')
+    parser.add_argument('--batch-size', type=int, default=1, help='images per forward')
+    parser.add_argument('--tile', type=int, nargs=2, metavar=('H', 'W'),
+                        help='sliding-window crop size (switches to slide mode)')
+    parser.add_argument('--stride', type=int, nargs=2, metavar=('H', 'W'),
+                        help='sliding-window stride (default: the config\'s, or 2/3 of --tile)')
+    parser.add_argument('--crop-batch', type=int, default=8,
+                        help='sliding-window crops per forward (default 8)')
+    parser.add_argument('--dtype', choices=['bf16', 'fp16', 'fp32'],
+                        help='backbone dtype (heads stay fp32; default: the config\'s)')
+    parser.add_argument('--tta', action='store_true',
+                        help="flip + multi-scale test-time augmentation (the config's "
+                             'tta_model / tta_pipeline)')
+    parser.add_argument('--opacity', type=float, default=0.5,
+                        help='colour weight in the overlays, 0..1 (default 0.5)')
+    parser.add_argument('--save-logits', action='store_true',
+                        help='also write <name>_logits.npz: float16 class probabilities')
+    parser.add_argument('--save-areas', action='store_true',
+                        help='also write <name>_areas.json: pixels and fraction per class')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries, e.g. model.decode_head.num_classes=19')
+    args = parser.parse_args(argv)
+    if not 0.0 <= args.opacity <= 1.0:
+        parser.error(f'--opacity must be in [0, 1], got {args.opacity}')
+    if args.batch_size < 1 or args.crop_batch < 1:
+        parser.error('--batch-size and --crop-batch must be >= 1')
+    return args
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = parse_args(argv)
+    try:
+        prepare_out_dir(args.out_dir)
+        for path, what in ((args.config, 'config'), (args.checkpoint, 'checkpoint')):
+            if not osp.isfile(path):
+                raise FileNotFoundError(f'{what} {path} does not exist')
+        if args.device and args.device.startswith('cuda') and not torch.cuda.is_available():
+            raise ValueError(f'--device {args.device}: CUDA is not available here; use cpu')
+        images = expand_inputs(args.inputs)
+        if not images:
+            raise ValueError(f'no images found in {" ".join(args.inputs)}')
+        segmenter = Segmenter(args.config, args.checkpoint, device=args.device,
+                              batch_size=args.batch_size, tile=args.tile, stride=args.stride,
+                              crop_batch=args.crop_batch, dtype=args.dtype, tta=args.tta,
+                              keep_probs=args.save_logits, cfg_options=args.cfg_options)
+    except (OutputDirError, CheckpointMismatchError, FileNotFoundError, ValueError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+    summary = run_inference(segmenter, images, args.out_dir, opacity=args.opacity,
+                            save_logits=args.save_logits, save_areas=args.save_areas)
+    print(f'{summary}; outputs in {args.out_dir}')
+    for path, reason in summary.failed:
+        print(f'  failed: {path}: {reason}')
+    return 1 if summary.failed else 0

@@ -1,0 +1,299 @@
+"""Build a segmentor from a config and checkpoint, and run it on images."""
+import copy
+import os
+import os.path as osp
+import warnings
+from typing import List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from mmcv.transforms import Compose
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from mmengine.runner import CheckpointLoader
+from mmengine.structures import PixelData
+from mmseg.apis import init_model
+from mmseg.registry import DATASETS, MODELS
+from mmseg.structures import SegDataSample
+
+import mmseg_internvit  # noqa: F401  (registers our modules, allow-lists checkpoint globals)
+from mmseg_internvit.checkpoint import CheckpointMismatchError
+from .image_io import read_image
+
+DTYPES = {'fp32': 'float32', 'bf16': 'bfloat16', 'fp16': 'float16'}
+ImageInput = Union[str, os.PathLike, np.ndarray]
+
+
+def prepare_config(config: Union[str, Config], tile: Optional[Sequence[int]] = None,
+                   stride: Optional[Sequence[int]] = None, crop_batch: Optional[int] = None,
+                   dtype: Optional[str] = None, cfg_options: Optional[dict] = None) -> Config:
+    """Load ``config`` and apply the inference overrides.
+
+    Args:
+        config: Config path or object (a copy is changed).
+        cfg_options: Entries merged into the config first (``{'a.b': 1}``).
+        tile: Sliding-window crop ``(h, w)``; switches ``test_cfg`` to slide mode.
+        stride: Window stride ``(h, w)``; defaults to the config's stride, or
+            two thirds of ``tile`` when the config does not slide.
+        crop_batch: Crops per forward in slide mode (``test_cfg.batch_size``).
+        dtype: Backbone dtype, ``'bf16'``, ``'fp16'`` or ``'fp32'`` (heads stay fp32).
+
+    A slide-mode ``EncoderDecoder`` becomes a :class:`BatchedSlideEncoderDecoder`
+    (same weights, same results, crops batched).
+    """
+    cfg = Config.fromfile(config) if not isinstance(config, Config) else copy.deepcopy(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    model = cfg.model
+    test_cfg = model.get('test_cfg') or {}
+    if tile is not None or stride is not None:
+        if tile is None:
+            tile = test_cfg.get('crop_size')
+            if tile is None:
+                raise ValueError('--stride needs --tile: the config has no test_cfg.crop_size')
+        if stride is None:
+            stride = test_cfg.get('stride') if test_cfg.get('mode') == 'slide' else None
+            stride = stride or [max(1, t * 2 // 3) for t in tile]
+        tile, stride = _pair('tile', tile), _pair('stride', stride)
+        if stride[0] > tile[0] or stride[1] > tile[1]:
+            raise ValueError(f'stride {stride} is larger than tile {tile}: pixels between '
+                             'windows would get no prediction; use a stride <= the tile')
+        test_cfg.update(mode='slide', crop_size=tile, stride=stride)
+    if test_cfg.get('mode') == 'slide':
+        if model.type == 'EncoderDecoder':
+            model.type = 'BatchedSlideEncoderDecoder'
+        if crop_batch is not None:
+            if crop_batch < 1:
+                raise ValueError(f'crops per forward must be >= 1, got {crop_batch}')
+            test_cfg['batch_size'] = crop_batch
+    model.test_cfg = test_cfg
+    if dtype is not None:
+        if dtype not in DTYPES:
+            raise ValueError(f'dtype must be one of {sorted(DTYPES)}, got {dtype!r}')
+        if 'backbone' not in model:
+            raise ValueError(f'--dtype sets model.backbone.dtype, but model {model.type} '
+                             'has no backbone')
+        model.backbone.dtype = DTYPES[dtype]
+    # The checkpoint holds every weight: do not read the backbone's pretrained file.
+    if isinstance(model.get('backbone'), dict) and 'init_cfg' in model.backbone:
+        model.backbone.init_cfg = None
+    return cfg
+
+
+def _pair(name: str, value: Sequence[int]) -> Tuple[int, int]:
+    value = tuple(int(v) for v in value)
+    if len(value) != 2 or min(value) < 1:
+        raise ValueError(f'{name} must be two positive ints (H W), got {value}')
+    return value
+
+
+def read_state_dict(checkpoint: str) -> Tuple[dict, dict]:
+    """``(state_dict, meta)`` of an mmengine (or plain ``state_dict``) checkpoint."""
+    if '://' not in checkpoint and not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'checkpoint {checkpoint} does not exist')
+    loaded = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu', logger='silent')
+    if not isinstance(loaded, dict):
+        raise CheckpointMismatchError(f'checkpoint {checkpoint} holds a {type(loaded).__name__}, '
+                                      'not a state dict')
+    state = loaded.get('state_dict', loaded)
+    state = {k[len('module.'):] if k.startswith('module.') else k: v
+             for k, v in state.items()}
+    return state, loaded.get('meta') or {}
+
+
+def check_state_dict(model: torch.nn.Module, state: dict, checkpoint: str) -> None:
+    """Raise if ``state`` cannot fully initialise ``model`` (shapes or missing keys).
+
+    Raises:
+        CheckpointMismatchError: naming the first mismatching key and both shapes.
+    """
+    own = model.state_dict()
+    for key, value in state.items():
+        if key in own and tuple(value.shape) != tuple(own[key].shape):
+            hint = ''
+            if key.startswith(('decode_head.conv_seg.', 'auxiliary_head.conv_seg.')):
+                hint = (f' (the checkpoint predicts {value.shape[0]} classes, the config '
+                        f'{own[key].shape[0]}: set model.decode_head.num_classes or use the '
+                        'config the checkpoint was trained with)')
+            raise CheckpointMismatchError(
+                f'checkpoint {checkpoint} does not fit the config: {key} has shape '
+                f'{tuple(value.shape)} in the checkpoint but {tuple(own[key].shape)} in the '
+                f'model{hint}')
+    missing = [k for k in own if k not in state]
+    if missing:
+        raise CheckpointMismatchError(
+            f'checkpoint {checkpoint} lacks {len(missing)} of the model\'s {len(own)} weights '
+            f'(e.g. {", ".join(missing[:3])}): it was not trained with this config')
+
+
+def dataset_meta(cfg: Config, checkpoint_meta: dict, num_classes: int) -> dict:
+    """Class names and palette: the checkpoint's, else the config dataset's, else generated."""
+    candidates = [checkpoint_meta.get('dataset_meta') or {}]
+    dataset_type = cfg.get('test_dataloader', {}).get('dataset', {}).get('type')
+    if isinstance(dataset_type, str) and DATASETS.get(dataset_type) is not None:
+        candidates.append(getattr(DATASETS.get(dataset_type), 'METAINFO', {}))
+    for meta in candidates:
+        classes = meta.get('classes')
+        if classes is not None and len(classes) == num_classes:
+            palette = meta.get('palette')
+            if palette is None or len(palette) < num_classes:
+                palette = generated_palette(num_classes)
+            return dict(classes=tuple(classes), palette=[list(p) for p in palette[:num_classes]])
+    return dict(classes=tuple(f'class_{i}' for i in range(num_classes)),
+                palette=generated_palette(num_classes))
+
+
+def generated_palette(num_classes: int) -> List[List[int]]:
+    """Fixed random colours (seeded, so runs agree)."""
+    rng = np.random.RandomState(42)
+    return rng.randint(0, 256, size=(num_classes, 3)).tolist()
+
+
+def build_pipeline(cfg: Config, tta: bool = False) -> Compose:
+    """The config's test (or TTA) pipeline for in-memory BGR images, without annotations."""
+    if tta:
+        if 'tta_pipeline' not in cfg:
+            raise ValueError('--tta needs tta_pipeline (and tta_model) in the config')
+        steps = copy.deepcopy(cfg.tta_pipeline)
+    else:
+        steps = copy.deepcopy(cfg.get('test_pipeline') or cfg.test_dataloader.dataset.pipeline)
+    steps = _without_annotations(steps)
+    if not steps or 'LoadImageFrom' not in steps[0].get('type', ''):
+        raise ValueError(f'the test pipeline must start with an image loader, got {steps[:1]}')
+    steps[0] = dict(type='LoadImageFromNDArray')
+    return Compose(steps)
+
+
+def _without_annotations(steps: list) -> list:
+    kept = []
+    for step in steps:
+        if step.get('type') == 'LoadAnnotations':
+            continue
+        if step.get('type') == 'TestTimeAug':
+            # A list of alternatives holding only LoadAnnotations disappears.
+            step = dict(step, transforms=[
+                alts for alts in ([t for t in alternatives if t.get('type') != 'LoadAnnotations']
+                                  for alternatives in step['transforms']) if alts])
+        kept.append(step)
+    return kept
+
+
+def default_device() -> str:
+    return 'cuda' if torch.cuda.is_available() else 'cpu'
+
+
+class Segmenter:
+    """A segmentor loaded for inference on image files or arrays.
+
+    Example::
+
+        seg = Segmenter('configs/smoke/...112x112.py', 'work_dirs/smoke/iter_300.pth')
+        [result] = seg(['photo.jpg'])
+        label = result.pred_sem_seg.data[0].numpy()  # (H, W) class ids
+        print(seg.classes[label[0, 0]])
+
+    Args:
+        config: Config path or object.
+        checkpoint: mmengine checkpoint trained with this config. Every model
+            weight must be in it, with the model's shape.
+        device: ``'cpu'``, ``'cuda'``, ``'cuda:1'``...; default CUDA if available.
+        batch_size: Images per forward (images of different sizes are run in
+            separate forwards).
+        tile, stride, crop_batch, dtype, cfg_options: See :func:`prepare_config`.
+        tta: Flip and multi-scale test-time augmentation with the config's
+            ``tta_model`` and ``tta_pipeline`` (as mmseg's ``tools/test.py --tta``).
+        keep_probs: Add ``seg_probs`` (per-class probabilities, averaged over
+            the TTA views) to every result.
+
+    Raises:
+        CheckpointMismatchError: the checkpoint does not fit the config.
+        FileNotFoundError: config or checkpoint missing.
+    """
+
+    def __init__(self, config: Union[str, Config], checkpoint: str, device: Optional[str] = None,
+                 batch_size: int = 1, tile: Optional[Sequence[int]] = None,
+                 stride: Optional[Sequence[int]] = None, crop_batch: Optional[int] = None,
+                 dtype: Optional[str] = None, tta: bool = False, keep_probs: bool = False,
+                 cfg_options: Optional[dict] = None) -> None:
+        if isinstance(config, (str, os.PathLike)) and not osp.isfile(config):
+            raise FileNotFoundError(f'config {config} does not exist')
+        if batch_size < 1:
+            raise ValueError(f'batch_size must be >= 1, got {batch_size}')
+        self.cfg = prepare_config(str(config) if not isinstance(config, Config) else config,
+                                  tile, stride, crop_batch, dtype, cfg_options)
+        self.batch_size = batch_size
+        self.tta = tta
+        self.keep_probs = keep_probs
+        self.device = device or default_device()
+        state, meta = read_state_dict(str(checkpoint))
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')  # mmseg's deprecation chatter while building
+            model = init_model(self.cfg, None, device='cpu')
+        check_state_dict(model, state, str(checkpoint))
+        model.load_state_dict(state, strict=False)  # unexpected extras (e.g. EMA) are fine
+        model.dataset_meta = dataset_meta(self.cfg, meta, model.decode_head.num_classes)
+        self.model = model.to(self.device).eval()
+        self.tta_model = None
+        if tta:
+            if 'tta_model' not in self.cfg:
+                raise ValueError('--tta needs tta_model (and tta_pipeline) in the config')
+            self.tta_model = MODELS.build(dict(self.cfg.tta_model, module=self.model)).eval()
+        self.pipeline = build_pipeline(self.cfg, tta)
+
+    @property
+    def classes(self) -> Tuple[str, ...]:
+        return self.model.dataset_meta['classes']
+
+    @property
+    def palette(self) -> List[List[int]]:
+        return self.model.dataset_meta['palette']
+
+    def __call__(self, images: Sequence[ImageInput]) -> List[SegDataSample]:
+        """Segment image files or ``(H, W, 3)`` uint8 BGR arrays, ``batch_size`` at a time.
+
+        Returns:
+            One ``SegDataSample`` per image with ``pred_sem_seg`` (``(1, H, W)``
+            class ids at the image's size) and, in plain mode, ``seg_logits``.
+        """
+        arrays = [image if isinstance(image, np.ndarray) else read_image(os.fspath(image))
+                  for image in images]
+        results = []
+        for start in range(0, len(arrays), self.batch_size):
+            results += self.predict_batch(arrays[start:start + self.batch_size])
+        return results
+
+    def predict_batch(self, arrays: Sequence[np.ndarray]) -> List[SegDataSample]:
+        """Segment BGR arrays; arrays that share a size share a forward."""
+        items = [self.pipeline(dict(img=array)) for array in arrays]
+        groups = {}
+        for index, item in enumerate(items):
+            inputs = item['inputs']
+            shape = tuple(tuple(x.shape) for x in inputs) if isinstance(inputs, list) \
+                else tuple(inputs.shape)
+            groups.setdefault(shape, []).append(index)
+        results = [None] * len(items)
+        for indices in groups.values():
+            data = pseudo_collate([items[i] for i in indices])
+            with torch.no_grad():
+                samples = self._tta_step(data) if self.tta else self.model.test_step(data)
+            for i, sample in zip(indices, samples):
+                if self.keep_probs and 'seg_probs' not in sample:
+                    sample.seg_probs = PixelData(data=_probabilities(sample.seg_logits.data))
+                results[i] = sample
+        return results
+
+    def _tta_step(self, data: dict) -> List[SegDataSample]:
+        # BaseTTAModel.test_step, keeping the views to average probabilities.
+        views = [self.model.test_step({key: value[i] for key, value in data.items()})
+                 for i in range(len(data['inputs']))]
+        per_image = list(zip(*views))
+        merged = self.tta_model.merge_preds(per_image)
+        if self.keep_probs:
+            for sample, samples in zip(merged, per_image):
+                probs = sum(_probabilities(s.seg_logits.data) for s in samples) / len(samples)
+                sample.seg_probs = PixelData(data=probs)
+        return merged
+
+
+def _probabilities(logits: torch.Tensor) -> torch.Tensor:
+    return logits.softmax(dim=0) if logits.shape[0] > 1 else logits.sigmoid()

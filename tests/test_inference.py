@@ -1,0 +1,251 @@
+"""tools/infer.py, the Segmenter API and MMSegInferencer on the smoke model."""
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMOKE = os.path.join(ROOT, 'configs', 'smoke',
+                     'linear_internvit-tiny_1xb4-300_ade20k-sample-112x112.py')
+NUM_CLASSES = 150
+
+
+@pytest.fixture(scope='session')
+def smoke_checkpoint(tmp_path_factory):
+    """An untrained smoke model saved the way mmengine's Runner saves (meta + message hub)."""
+    import mmseg_internvit  # noqa: F401
+    from mmengine.logging import MessageHub
+    from mmengine.runner import save_checkpoint
+    from mmseg.apis import init_model
+    from mmseg.datasets import ADE20KDataset
+    torch.manual_seed(0)
+    model = init_model(SMOKE, device='cpu')
+    hub = MessageHub.get_instance('test_inference')
+    hub.update_scalar('train/loss', 0.5)  # pickles a HistoryBuffer, like real checkpoints
+    path = str(tmp_path_factory.mktemp('ckpt') / 'smoke.pth')
+    save_checkpoint(dict(meta=dict(dataset_meta=dict(ADE20KDataset.METAINFO), iter=20),
+                         state_dict=model.state_dict(), message_hub=hub.state_dict()), path)
+    return path
+
+
+def gradient_rgb(height=60, width=90):
+    """A smooth RGB test image (JPEG keeps it close, so orientation is checkable)."""
+    y, x = np.mgrid[0:height, 0:width]
+    return np.dstack([x * 255 // (width - 1), y * 255 // (height - 1),
+                      (x + y) * 255 // (width + height - 2)]).astype(np.uint8)
+
+
+def make_odd_images(folder):
+    """Odd but valid images and broken files; returns {name: path}."""
+    os.makedirs(os.path.join(folder, 'deep'), exist_ok=True)
+    rgb = gradient_rgb()
+    paths = {name: os.path.join(folder, name) for name in (
+        'gray.png', 'rgba.png', 'deep/g16.png', 'cmyk.jpg', 'exif.jpg', 'truncated.jpg',
+        'text.jpg', 'empty.png')}
+    Image.fromarray(rgb[..., 0]).save(paths['gray.png'])
+    Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 40, np.uint8)])).save(paths['rgba.png'])
+    Image.fromarray(rgb[..., 1].astype(np.uint16) * 256 + 100).save(paths['deep/g16.png'])
+    Image.fromarray(rgb).convert('CMYK').save(paths['cmyk.jpg'], quality=95)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # display rotated 90 degrees clockwise
+    Image.fromarray(rgb).save(paths['exif.jpg'], exif=exif, quality=95)
+    Image.fromarray(rgb).save(paths['truncated.jpg'])
+    with open(paths['truncated.jpg'], 'rb') as f:
+        data = f.read()
+    with open(paths['truncated.jpg'], 'wb') as f:
+        f.write(data[:len(data) // 2])
+    with open(paths['text.jpg'], 'w') as f:
+        f.write('not an image\n')
+    open(paths['empty.png'], 'wb').close()
+    with open(os.path.join(folder, 'notes.txt'), 'w') as f:
+        f.write('ignored: not an image extension\n')
+    return paths
+
+
+def test_read_image_normalises_odd_images(tmp_path):
+    from mmseg_internvit.inference import ImageReadError, read_image
+    paths = make_odd_images(str(tmp_path))
+    rgb = gradient_rgb()
+    gray = read_image(paths['gray.png'])
+    assert gray.shape == (60, 90, 3) and gray.dtype == np.uint8
+    assert (gray == rgb[..., :1]).all()
+    assert (read_image(paths['rgba.png']) == rgb[..., ::-1]).all()  # BGR, alpha dropped
+    g16 = read_image(paths['deep/g16.png'])
+    expected = np.rint((rgb[..., 1] * 256.0 + 100) / 257).astype(np.uint8)  # 65535 -> 255
+    assert (g16[..., 0] == expected).all()
+    cmyk = read_image(paths['cmyk.jpg'])
+    assert cmyk.shape == (60, 90, 3) and np.abs(cmyk[..., ::-1].astype(int) - rgb).mean() < 8
+    upright = read_image(paths['exif.jpg'])[..., ::-1].astype(int)
+    assert upright.shape == (90, 60, 3)
+    assert np.abs(upright - np.rot90(rgb, k=-1)).mean() < 4  # clockwise, not counter
+    for name, reason in (('truncated.jpg', 'truncated'), ('text.jpg', 'not an image'),
+                         ('empty.png', 'empty file'), ('missing.png', 'no such file')):
+        with pytest.raises(ImageReadError, match=reason):
+            read_image(str(tmp_path / name))
+
+
+def test_expand_inputs_names_without_collisions(tmp_path):
+    from mmseg_internvit.inference import expand_inputs
+    for rel in ('a/x.jpg', 'a/x.png', 'a/sub/y.jpg', 'a/.hidden.jpg', 'a/readme.md', 'b/x.jpg'):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b'')
+    found = expand_inputs([str(tmp_path / 'a'), str(tmp_path / 'b' / '*.jpg'),
+                           str(tmp_path / 'a' / 'x.jpg'), str(tmp_path / 'gone.jpg')])
+    names = {os.path.relpath(i.path, tmp_path): i.name for i in found}
+    assert names == {'a/sub/y.jpg': 'sub/y', 'a/x.jpg': 'x_jpg', 'a/x.png': 'x_png',
+                     'b/x.jpg': 'x_jpg-2', 'gone.jpg': 'gone'}
+
+
+def test_atomic_writes_leave_nothing_on_failure(tmp_path):
+    from mmseg_internvit.inference.writers import atomic_file, write_label_png
+    target = tmp_path / 'out.png'
+    with pytest.raises(RuntimeError):
+        with atomic_file(str(target)) as f:
+            f.write(b'half')
+            raise RuntimeError('disk gone')
+    assert os.listdir(tmp_path) == []
+    label = np.arange(300, dtype=np.int64).reshape(15, 20)
+    write_label_png(str(target), label, [[0, 0, 0]] * 300)  # > 256 classes: 16-bit PNG
+    assert (np.asarray(Image.open(target)) == label).all()
+    assert os.listdir(tmp_path) == ['out.png']
+
+
+def _outputs(out_dir):
+    return sorted(os.path.relpath(p, out_dir) for p in glob.glob(f'{out_dir}/**/*', recursive=True)
+                  if os.path.isfile(p))
+
+
+def test_cli_end_to_end_with_bad_inputs(tmp_path, sample_ade20k, smoke_checkpoint):
+    val_dir = os.path.join(sample_ade20k, 'images', 'validation')
+    odd = make_odd_images(str(tmp_path / 'odd'))
+    out_dir = tmp_path / 'out'
+    cmd = [sys.executable, os.path.join(ROOT, 'tools', 'infer.py'), SMOKE, smoke_checkpoint,
+           val_dir, str(tmp_path / 'odd'), '--out-dir', str(out_dir), '--batch-size', '3',
+           '--crop-batch', '4', '--save-areas', '--opacity', '0.5']
+    run = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    log = run.stdout + run.stderr
+    assert run.returncode == 1, log[-3000:]
+    assert '17 of 20 images done, 3 failed' in run.stdout, log[-3000:]
+    for name in ('truncated.jpg', 'text.jpg', 'empty.png'):
+        assert f'failed: {odd[name]}: ' in run.stdout
+    outputs = _outputs(out_dir)
+    assert not [o for o in outputs if o.endswith('.tmp') or os.path.basename(o).startswith('.')]
+    val_images = sorted(glob.glob(os.path.join(val_dir, '*.jpg')))
+    done = {os.path.splitext(os.path.basename(p))[0]: p for p in val_images}
+    done.update({'gray': odd['gray.png'], 'rgba': odd['rgba.png'], 'deep/g16': odd['deep/g16.png'],
+                 'cmyk': odd['cmyk.jpg'], 'exif': odd['exif.jpg']})
+    assert outputs == sorted(f'{name}_{kind}' for name in done
+                             for kind in ('areas.json', 'label.png', 'overlay.png'))
+    from mmseg.datasets import ADE20KDataset
+    palette = np.asarray(ADE20KDataset.METAINFO['palette'], dtype=np.uint8)
+    for name, path in done.items():
+        label_img = Image.open(out_dir / f'{name}_label.png')
+        overlay = Image.open(out_dir / f'{name}_overlay.png')
+        shown = Image.open(path)
+        size = (shown.height, shown.width) if name == 'exif' else shown.size
+        assert label_img.mode == 'P' and label_img.size == overlay.size == size, name
+        label = np.asarray(label_img)
+        assert label.max() < NUM_CLASSES
+        assert (np.asarray(label_img.getpalette()[:3 * NUM_CLASSES]).reshape(-1, 3)
+                == palette).all()
+        areas = json.loads((out_dir / f'{name}_areas.json').read_text())
+        counts = np.bincount(label.ravel(), minlength=NUM_CLASSES)
+        assert {c['id']: c['pixels'] for c in areas['classes']} == \
+            {i: int(n) for i, n in enumerate(counts) if n}
+        assert abs(sum(c['fraction'] for c in areas['classes']) - 1) < 1e-9
+        assert areas['classes'][0]['name'] == ADE20KDataset.METAINFO['classes'][
+            areas['classes'][0]['id']]
+    # The overlay blends the (lossless) input with the class colours.
+    label = np.asarray(Image.open(out_dir / 'gray_label.png'))
+    gray = np.asarray(Image.open(odd['gray.png'])).astype(np.float32)[..., None]
+    expected = np.rint(0.5 * gray + 0.5 * palette[label].astype(np.float32))
+    assert np.abs(np.asarray(Image.open(out_dir / 'gray_overlay.png')) - expected).max() <= 1
+
+
+def _main(argv):
+    from mmseg_internvit.inference.cli import main
+    return main([str(a) for a in argv])
+
+
+def test_cli_tta_bf16_tiles_and_probabilities(tmp_path, smoke_checkpoint, capsys):
+    odd = make_odd_images(str(tmp_path / 'odd'))
+    out = tmp_path / 'out'
+    code = _main([SMOKE, smoke_checkpoint, odd['gray.png'], odd['exif.jpg'], '--out-dir', out,
+                  '--tta', '--dtype', 'bf16', '--tile', 64, 64, '--stride', 48, 48,
+                  '--batch-size', 2, '--save-logits'])
+    assert code == 0, capsys.readouterr()
+    assert '2 of 2 images done, 0 failed' in capsys.readouterr().out
+    saved = np.load(out / 'exif_logits.npz')
+    probs = saved['probs']
+    assert probs.dtype == np.float16 and probs.shape == (NUM_CLASSES, 90, 60)
+    np.testing.assert_allclose(probs.astype(np.float32).sum(0), 1.0, atol=0.05)
+    label = np.asarray(Image.open(out / 'exif_label.png'))
+    assert (probs.astype(np.float32).argmax(0) == label).mean() > 0.99
+    assert list(saved['classes'][:2]) == ['wall', 'building']
+
+
+def test_segmenter_api(smoke_checkpoint, tmp_path):
+    from mmseg_internvit.inference import Segmenter
+    seg = Segmenter(SMOKE, smoke_checkpoint, device='cpu', batch_size=2, crop_batch=4)
+    assert type(seg.model).__name__ == 'BatchedSlideEncoderDecoder'
+    path = tmp_path / 'x.png'
+    Image.fromarray(gradient_rgb()).save(path)
+    results = seg([path, gradient_rgb(70, 50)[..., ::-1].copy(), str(path)])
+    assert [tuple(r.pred_sem_seg.data.shape) for r in results] == [(1, 60, 90), (1, 70, 50),
+                                                                   (1, 60, 90)]
+    assert torch.equal(results[0].pred_sem_seg.data, results[2].pred_sem_seg.data)
+    assert seg.classes[0] == 'wall' and len(seg.palette) == NUM_CLASSES
+
+
+def test_checkpoint_head_mismatch_stops_before_processing(tmp_path, smoke_checkpoint, capsys):
+    image = tmp_path / 'x.png'
+    Image.fromarray(gradient_rgb()).save(image)
+    out = tmp_path / 'out'
+    code = _main([SMOKE, smoke_checkpoint, image, '--out-dir', out,
+                  '--cfg-options', 'model.decode_head.num_classes=10'])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert 'decode_head.conv_seg.weight has shape (150, 96, 1, 1) in the checkpoint but ' \
+           '(10, 96, 1, 1) in the model' in err
+    assert os.listdir(out) == []
+
+
+def test_unusable_out_dir_and_missing_files_stop_early(tmp_path, capsys):
+    image = tmp_path / 'x.png'
+    Image.fromarray(gradient_rgb()).save(image)
+    not_a_dir = tmp_path / 'file.txt'
+    not_a_dir.write_text('a file')
+    # Tests run as root, so chmod cannot make a folder unwritable: use a file instead.
+    assert _main([SMOKE, 'unused.pth', image, '--out-dir', not_a_dir]) == 2
+    assert f'output folder {not_a_dir} exists and is not a folder' in capsys.readouterr().err
+    assert _main([SMOKE, 'unused.pth', image, '--out-dir', not_a_dir / 'sub']) == 2
+    assert f'cannot write to output folder {not_a_dir / "sub"}' in capsys.readouterr().err
+    assert _main([SMOKE, tmp_path / 'nope.pth', image, '--out-dir', tmp_path / 'o']) == 2
+    assert 'nope.pth does not exist' in capsys.readouterr().err
+    assert _main([SMOKE, image, tmp_path / 'none' / '*.jpg', '--out-dir', tmp_path / 'o']) == 2
+    assert 'no images found' in capsys.readouterr().err
+
+
+def test_mmseg_inferencer_loads_smoke_checkpoint(tmp_path, sample_ade20k, smoke_checkpoint):
+    """mmseg's own API in a fresh interpreter: the config's custom_imports does the rest."""
+    image = sorted(glob.glob(os.path.join(sample_ade20k, 'images', 'validation', '*.jpg')))[0]
+    code = ('from mmseg.apis import MMSegInferencer\n'
+            f'inferencer = MMSegInferencer(model={SMOKE!r}, weights={smoke_checkpoint!r}, '
+            "device='cpu')\n"
+            f"result = inferencer({image!r}, out_dir='out')\n"
+            "print('classes', inferencer.model.dataset_meta['classes'][:2])\n"
+            "print('shape', result['predictions'].shape)\n")
+    run = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    width, height = Image.open(image).size
+    assert f'shape ({height}, {width})' in run.stdout
+    assert "classes ('wall', 'building')" in run.stdout
+    pred = np.asarray(Image.open(tmp_path / 'out' / 'pred' / '00000000_pred.png'))
+    assert pred.shape[:2] == (height, width)

@@ -1,0 +1,12 @@
+"""Segment images with a trained config + checkpoint; see docs/inference.md.
+
+    python tools/infer.py CONFIG CHECKPOINT INPUTS... --out-dir DIR [--batch-size N]
+        [--tile H W --stride H W] [--dtype bf16|fp16|fp32] [--tta] [--opacity 0.5]
+        [--save-logits] [--save-areas] [--device cpu|cuda]
+"""
+import sys
+
+from mmseg_internvit.inference.cli import main
+
+if __name__ == '__main__':
+    sys.exit(main())
