@@ -118,13 +118,15 @@ def test_bf16_dtype_outputs_fp32():
     del ref
 
 
-def test_pos_embed_resize_is_bicubic_without_antialias():
-    pos = torch.randn(1, 16, 8)
-    out = resize_pos_embed(pos, (4, 4), (3, 7))
-    ref = F.interpolate(pos.reshape(1, 4, 4, 8).permute(0, 3, 1, 2), size=(3, 7),
+@pytest.mark.parametrize('src,dst', [((4, 4), (3, 7)), ((16, 16), (36, 36)),
+                                     ((32, 32), (16, 24))])
+def test_pos_embed_resize_is_bicubic_without_antialias(src, dst):
+    pos = torch.randn(1, src[0] * src[1], 8)
+    out = resize_pos_embed(pos, src, dst)
+    ref = F.interpolate(pos.reshape(1, *src, 8).permute(0, 3, 1, 2), size=dst,
                         mode='bicubic', align_corners=False)
-    torch.testing.assert_close(out, ref.flatten(2).transpose(1, 2))
-    assert resize_pos_embed(pos, (4, 4), (4, 4)) is pos
+    torch.testing.assert_close(out, ref.flatten(2).transpose(1, 2), atol=1e-5, rtol=1e-5)
+    assert resize_pos_embed(pos, src, src) is pos
 
 
 def test_rmsnorm_matches_upstream_formula():

@@ -24,7 +24,9 @@ exit status: 0 all images done, 1 some images failed (listed), 2 nothing run
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog='tools/infer.py', description=__doc__.split(':')[1].strip(),
+        prog='tools/infer.py',
+        description='Segment images with a trained config and checkpoint; write label maps '
+                    'and overlays (see docs/inference.md).',
         epilog=USAGE_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', help='model config (.py)')
     parser.add_argument('checkpoint', help='checkpoint trained with that config')

@@ -29,24 +29,32 @@ class Summary:
 
 
 class Progress:
-    """A one-line progress bar with images/s, redrawn in place on ``stream``."""
+    """Progress with images/s on ``stream``: one line redrawn on a terminal, else a
+    line per tenth of the work (so logs stay short).
+    """
 
     def __init__(self, total: int, stream: TextIO = sys.stderr, width: int = 30) -> None:
         self.total, self.stream, self.width = total, stream, width
         self.count, self.failed = 0, 0
         self.start = time.perf_counter()
+        self.interactive = getattr(stream, 'isatty', lambda: False)()
 
     def update(self, failed: bool = False) -> None:
         self.count += 1
         self.failed += failed
+        step = max(self.total // 10, 1)
+        if not self.interactive and self.count % step and self.count != self.total:
+            return
         elapsed = time.perf_counter() - self.start
         filled = self.width * self.count // max(self.total, 1)
         rate = self.count / elapsed if elapsed > 0 else 0.0
-        self.stream.write(f'\r[{"#" * filled}{"." * (self.width - filled)}] '
-                          f'{self.count}/{self.total} images, {rate:.2f} images/s, '
-                          f'{self.failed} failed')
-        if self.count == self.total:
-            self.stream.write('\n')
+        line = (f'[{"#" * filled}{"." * (self.width - filled)}] {self.count}/{self.total} '
+                f'images, {rate:.2f} images/s, {self.failed} failed')
+        if self.interactive:
+            end = '\n' if self.count == self.total else ''
+            self.stream.write(f'\r{line}{end}')
+        else:
+            self.stream.write(line + '\n')
         self.stream.flush()
 
 
@@ -79,7 +87,9 @@ def run_inference(segmenter: Segmenter, images: List[InputImage], out_dir: str,
     def fail(image: InputImage, reason: str) -> None:
         reason = reason[len(image.path) + 2:] if reason.startswith(image.path + ': ') else reason
         summary.failed.append((image.path, reason))
-        log.write(f'\nfailed: {image.path}: {reason}\n')
+        if progress.interactive:
+            log.write('\n')  # keep the progress line above the message
+        log.write(f'failed: {image.path}: {reason}\n')
         progress.update(failed=True)
 
     def flush(batch: List[Tuple[InputImage, np.ndarray]]) -> None:
