@@ -114,9 +114,10 @@ def test_bad_test_cfg_is_reported(segmentors):
         batched.slide_inference(x, _metas(x))
     batched.test_cfg.batch_size = 2
     batched.test_cfg.stride = (150, 150)
+    x = torch.randn(1, 3, 300, 300)
     try:
         with pytest.raises(RuntimeError, match='uncovered'):
-            batched.slide_inference(torch.randn(1, 3, 300, 300), _metas(torch.randn(1, 3, 300, 300)))
+            batched.slide_inference(x, _metas(x))
     finally:
         batched.test_cfg.stride = (70, 70)
 

@@ -52,13 +52,13 @@ def to_rgb8(image: Image.Image) -> np.ndarray:
     """``(H, W, 3)`` uint8 RGB array of a Pillow image of any mode."""
     if image.mode in ('I;16', 'I;16B', 'I;16L', 'I;16N', 'I', 'F'):
         gray = np.asarray(image, dtype=np.float64)
+        peak = float(gray.max(initial=0))
         if image.mode.startswith('I;16'):
             top = 65535.0
-        elif image.mode == 'F' and gray.max(initial=0) <= 1.0:
-            top = 1.0
-        else:  # 32-bit int or float: 16-bit data when it fits, else its own maximum
-            top = 65535.0 if gray.max(initial=0) > 255 else 255.0
-            top = max(top, float(gray.max(initial=0)))
+        elif image.mode == 'F' and peak <= 1.0:
+            top = 1.0  # float image in [0, 1]
+        else:  # 32-bit int or float: 8-bit data as is, 16-bit data as 16-bit, else by its peak
+            top = 255.0 if peak <= 255 else max(65535.0, peak)
         gray = np.clip(np.rint(gray * (255.0 / top)), 0, 255).astype(np.uint8)
         return np.repeat(gray[..., None], 3, axis=2)
     if image.mode in ('P', 'PA'):

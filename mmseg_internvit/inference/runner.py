@@ -60,7 +60,8 @@ class Progress:
 
 def write_outputs(segmenter: Segmenter, result, rgb: np.ndarray, out_base: str,
                   opacity: float, save_logits: bool, save_areas: bool) -> None:
-    """Write ``<out_base>_label.png``, ``_overlay.png`` and optional ``_logits.npz`` / ``_areas.json``."""
+    """Write ``<out_base>_label.png`` and ``_overlay.png``, optionally ``_logits.npz``
+    and ``_areas.json``."""
     label = result.pred_sem_seg.data[0].cpu().numpy()
     write_label_png(out_base + '_label.png', label, segmenter.palette)
     write_rgb_png(out_base + '_overlay.png',

@@ -16,7 +16,6 @@ from mmseg.apis import init_model
 from mmseg.registry import DATASETS, MODELS
 from mmseg.structures import SegDataSample
 
-import mmseg_internvit  # noqa: F401  (registers our modules, allow-lists checkpoint globals)
 from mmseg_internvit.checkpoint import CheckpointMismatchError
 from .image_io import read_image
 
@@ -179,6 +178,7 @@ def _without_annotations(steps: list) -> list:
 
 
 def default_device() -> str:
+    """``'cuda'`` where CUDA is available, else ``'cpu'``."""
     return 'cuda' if torch.cuda.is_available() else 'cpu'
 
 
@@ -242,10 +242,12 @@ class Segmenter:
 
     @property
     def classes(self) -> Tuple[str, ...]:
+        """Class names, indexed by class id."""
         return self.model.dataset_meta['classes']
 
     @property
     def palette(self) -> List[List[int]]:
+        """RGB colour of every class, indexed by class id."""
         return self.model.dataset_meta['palette']
 
     def __call__(self, images: Sequence[ImageInput]) -> List[SegDataSample]:
