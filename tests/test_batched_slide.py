@@ -40,15 +40,28 @@ def _metas(x):
             for _ in range(x.shape[0])]
 
 
+@pytest.fixture(scope='module')
+def mmseg_reference(segmentors):
+    """mmseg's slide logits for a 2-image batch of each size (computed once per size)."""
+    cache = {}
+
+    def reference(size):
+        if size not in cache:
+            torch.manual_seed(1)
+            x = torch.randn(2, 3, *size)
+            with torch.no_grad():
+                cache[size] = x, segmentors[0].slide_inference(x, _metas(x))
+        return cache[size]
+    return reference
+
+
 @pytest.mark.parametrize('size', [(112, 112), (200, 150), (50, 90), (100, 300), (237, 181)])
 @pytest.mark.parametrize('crop_batch', [1, 3, 8])
-def test_equals_mmseg_slide_inference(segmentors, size, crop_batch):
-    loop, batched = segmentors
+def test_equals_mmseg_slide_inference(segmentors, mmseg_reference, size, crop_batch):
+    _, batched = segmentors
     batched.test_cfg.batch_size = crop_batch
-    torch.manual_seed(1)
-    x = torch.randn(2, 3, *size)
+    x, expected = mmseg_reference(size)
     with torch.no_grad():
-        expected = loop.slide_inference(x, _metas(x))
         got = batched.slide_inference(x, _metas(x))
     assert got.shape == (2, 8, *size)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
