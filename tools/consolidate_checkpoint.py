@@ -10,9 +10,7 @@ loads with ``tools/test.py CONFIG DST``, ``tools/infer.py`` and ``load_from``.
 import argparse
 import sys
 
-import torch
-
-DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
+from mmseg_internvit.models.backbones.intern_vit import DTYPES
 
 
 def main(argv=None) -> int:

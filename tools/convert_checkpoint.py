@@ -12,9 +12,7 @@ import argparse
 import os
 import sys
 
-import torch
-
-DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
+from mmseg_internvit.models.backbones.intern_vit import DTYPES
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -1,6 +1,6 @@
-# As ../internvit_6b/upernet_internvit-6b-zero3_8xb2-80k_ade20k-504x504.py with InternViT-6B-448px-V1-5.
-_base_ = '../internvit_6b/upernet_internvit-6b-zero3_8xb2-80k_ade20k-504x504.py'
+# As ./upernet_internvit-6b-448-zero2_8xb2-80k_ade20k-504x504.py with ZeRO-3.
+_base_ = './upernet_internvit-6b-448-zero2_8xb2-80k_ade20k-504x504.py'
 
-model = dict(
-    backbone=dict(arch='6b-448', out_indices=[11, 22, 33, 44],
-                  init_cfg=dict(checkpoint='pretrained/InternViT-6B-448px-V1-5')))
+strategy = dict(
+    zero_optimization=dict(
+        stage=3, stage3_prefetch_bucket_size=5e8, stage3_param_persistence_threshold=1e6))
