@@ -12,7 +12,7 @@ name_cpu_accelerator_for_deepspeed()  # before mmengine imports DeepSpeed
 from .checkpoint import (allow_mmengine_checkpoint_globals,  # noqa: E402
                          register_safetensors_loader)
 from .registry import register_into_default_scopes  # noqa: E402
-from . import engine, models  # noqa: E402,F401  (registers their modules)
+from . import datasets, engine, models  # noqa: E402,F401  (registers their modules)
 
 __version__ = '0.1.0'
 

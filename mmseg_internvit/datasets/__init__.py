@@ -1,9 +1,16 @@
 """Dataset helpers: a synthetic ADE20K-style sample and an ADE20K folder checker.
 
-Only numpy and Pillow are imported here, so these helpers work without torch.
+The sample builder and checker import only numpy and Pillow; the pipeline
+check (an mmcv transform) is registered where mmcv is installed.
 """
+from importlib.util import find_spec
+
 from .ade20k_check import ADE20KReport, SplitCounts, check_ade20k, find_ade20k_root
 from .sample_data import SAMPLE_CLASSES_USED, build_sample_ade20k
 
 __all__ = ['ADE20KReport', 'SAMPLE_CLASSES_USED', 'SplitCounts',
            'build_sample_ade20k', 'check_ade20k', 'find_ade20k_root']
+
+if find_spec('mmcv') is not None:
+    from .label_check import CheckSegLabels  # noqa: F401
+    __all__.append('CheckSegLabels')
