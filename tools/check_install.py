@@ -5,6 +5,7 @@ import torch
 
 
 def main() -> int:
+    import mmseg_internvit  # noqa: F401  (first: it keeps DeepSpeed's CPU notice quiet)
     try:
         from mmcv.ops import nms
     except ImportError as exc:
@@ -20,7 +21,6 @@ def main() -> int:
         return 1
     import mmdet  # noqa: F401
     import mmseg  # noqa: F401
-    import mmseg_internvit  # noqa: F401
     print(f'install ok: torch {torch.__version__}, mmcv ops run')
     return 0
 
