@@ -28,9 +28,6 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from mmseg_internvit.checkpoint import (CheckpointMismatchError, CheckpointReadError,
                                             convert_to_safetensors, load_backbone_weights)
-    if not args.dst.endswith('.safetensors'):
-        print(f'error: output {args.dst} must end with .safetensors', file=sys.stderr)
-        return 2
     try:
         fmt = convert_to_safetensors(args.src, args.dst, DTYPES.get(args.dtype))
     except (CheckpointReadError, CheckpointMismatchError, FileNotFoundError, ValueError) as exc:

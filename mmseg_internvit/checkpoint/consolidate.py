@@ -7,7 +7,7 @@ from typing import Dict
 import torch
 
 from .readers import CheckpointReadError, open_checkpoint
-from .writer import save_backbone_safetensors
+from .writer import check_output_path, save_backbone_safetensors
 
 
 def is_deepspeed_checkpoint(path: str) -> bool:
@@ -44,8 +44,7 @@ def consolidate_to_safetensors(src: str, dst: str, dtype: torch.dtype = None) ->
     Returns:
         The number of tensors written.
     """
-    if not dst.endswith('.safetensors'):
-        raise ValueError(f'output {dst} must end with .safetensors')
+    check_output_path(dst)
     if not osp.exists(src):
         raise FileNotFoundError(f'Checkpoint {src} does not exist.')
     state = load_model_state(src)

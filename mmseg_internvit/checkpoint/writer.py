@@ -12,11 +12,19 @@ from .readers import open_checkpoint
 FORMAT_TAG = 'mmseg_internvit-backbone'
 
 
-def save_backbone_safetensors(state: Mapping[str, torch.Tensor], dst: str) -> None:
-    """Save ``state`` to ``dst`` atomically: temp file, then rename."""
+def check_output_path(dst: str) -> str:
+    """Validate an output path before any (possibly long) read; return its folder."""
+    if not str(dst).endswith('.safetensors'):
+        raise ValueError(f'output {dst} must end with .safetensors')
     folder = os.path.dirname(os.path.abspath(dst))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f'Output folder {folder} does not exist; create it first.')
+    return folder
+
+
+def save_backbone_safetensors(state: Mapping[str, torch.Tensor], dst: str) -> None:
+    """Save ``state`` to ``dst`` atomically: temp file, then rename."""
+    folder = check_output_path(dst)
     tensors = {k: v.detach().contiguous() for k, v in state.items()}
     fd, tmp = tempfile.mkstemp(suffix='.safetensors.tmp', dir=folder)
     os.close(fd)
@@ -34,6 +42,7 @@ def convert_to_safetensors(src: str, dst: str, dtype: torch.dtype = None) -> str
     Returns:
         The format detected in ``src``.
     """
+    check_output_path(dst)
     source = open_checkpoint(src)
     fmt, mapping, _ = backbone_key_map(source.keys())
     if 'cls_token' not in mapping:
