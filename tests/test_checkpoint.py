@@ -205,3 +205,16 @@ def test_unreadable_checkpoints(tmp_path, case):
         exc, match = CheckpointReadError, 'Cannot read safetensors file'
     with pytest.raises(exc, match=match):
         load_backbone_weights(build_tiny(), str(path))
+
+
+@pytest.mark.parametrize('dst,exc,match', [
+    ('out.pth', ValueError, 'must end with .safetensors'),
+    ('missing_dir/out.safetensors', FileNotFoundError, 'does not exist; create it first'),
+])
+def test_bad_output_path_fails_before_reading(tmp_path, dst, exc, match):
+    from mmseg_internvit.checkpoint.consolidate import consolidate_to_safetensors
+    # The source does not exist either: the output is checked first, before
+    # any (for a 6B, minutes-long) read.
+    for convert in (convert_to_safetensors, consolidate_to_safetensors):
+        with pytest.raises(exc, match=match):
+            convert(str(tmp_path / 'nope.pth'), str(tmp_path / dst))

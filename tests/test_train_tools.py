@@ -120,6 +120,10 @@ def test_train_errors_are_clear(tmp_path):
     cmd = [sys.executable, os.path.join(ROOT, 'tools', 'train.py'), str(tmp_path / 'nope.py')]
     out = subprocess.run(cmd, capture_output=True, text=True)
     assert out.returncode != 0 and 'nope.py does not exist' in out.stderr
+    if not torch.cuda.is_available():
+        cmd = [sys.executable, os.path.join(ROOT, 'tools', 'train.py'), SMOKE, '--amp']
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        assert out.returncode == 2 and '--amp needs a GPU' in out.stderr
     cmd = [sys.executable, os.path.join(ROOT, 'tools', 'test.py'), SMOKE, str(tmp_path / 'x.pth')]
     out = subprocess.run(cmd, capture_output=True, text=True)
     assert out.returncode == 2 and 'x.pth does not exist' in out.stderr

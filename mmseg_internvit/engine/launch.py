@@ -90,7 +90,10 @@ def adapt_to_cpu(cfg: Config) -> None:
     strategy = cfg.get('strategy') or {}
     if strategy.get('type', '').endswith('FSDPStrategy'):
         # mmengine passes LOCAL_RANK as FSDP's device_id, a CUDA index.
-        strategy.setdefault('model_wrapper', {}).setdefault('device_id', 'cpu')
+        # Assigned back: ConfigDict stores a converted copy of a new plain dict.
+        wrapper = dict(strategy.get('model_wrapper') or {})
+        wrapper.setdefault('device_id', 'cpu')
+        strategy['model_wrapper'] = wrapper
 
 
 def _replace_norm_type(node, old: str, new: str) -> None:

@@ -1,0 +1,79 @@
+"""Start-up checks of tools/train.py and tools/test.py: bad strategy configs
+fail before any model is built, with what to change."""
+import pytest
+import torch
+from mmengine.config import Config
+
+from mmseg_internvit.engine import launch
+
+
+def _cfg(**kwargs):
+    base = dict(launcher='none', work_dir='/tmp/unused',
+                model=dict(type='EncoderDecoder',
+                           decode_head=dict(norm_cfg=dict(type='SyncBN'))),
+                optim_wrapper=dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-4)))
+    base.update(kwargs)
+    return Config(base)
+
+
+def test_strategy_without_flexible_runner():
+    with pytest.raises(ValueError, match="only used by runner_type='FlexibleRunner'"):
+        launch.check_strategy(_cfg(strategy=dict(type='DeepSpeedStrategy')))
+
+
+def test_deepspeed_needs_its_optim_wrapper():
+    cfg = _cfg(runner_type='FlexibleRunner', strategy=dict(type='DeepSpeedStrategy'))
+    with pytest.raises(ValueError, match="DeepSpeedNoGradStepOptimWrapper"):
+        launch.check_strategy(cfg)
+
+
+def test_missing_deepspeed_is_named(monkeypatch):
+    monkeypatch.setattr(launch, 'find_spec', lambda name: None)
+    cfg = _cfg(runner_type='FlexibleRunner', strategy=dict(type='DeepSpeedStrategy'))
+    with pytest.raises(ImportError, match='DeepSpeed, which is not installed'):
+        launch.check_strategy(cfg)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='the check is for CPU machines')
+def test_fsdp_with_amp_on_cpu():
+    cfg = _cfg(runner_type='FlexibleRunner', strategy=dict(type='FSDPStrategy'),
+               optim_wrapper=dict(type='AmpOptimWrapper'))
+    with pytest.raises(ValueError, match='AmpOptimWrapper needs a GPU'):
+        launch.check_strategy(cfg)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='CPU adaptations only')
+def test_cpu_multi_process_adaptations():
+    cfg = _cfg(launcher='pytorch')
+    launch.adapt_to_cpu(cfg)
+    assert cfg.model.decode_head.norm_cfg.type == 'BN'
+    assert cfg.model_wrapper_cfg == dict(type='MMDistributedDataParallel', device_ids=None)
+    fsdp = _cfg(launcher='pytorch', runner_type='FlexibleRunner',
+                strategy=dict(type='mmseg_internvit.TorchCompatFSDPStrategy'))
+    launch.adapt_to_cpu(fsdp)
+    assert fsdp.strategy.model_wrapper.device_id == 'cpu'
+    assert 'model_wrapper_cfg' not in fsdp
+
+
+def test_zero3_folder_with_several_processes_is_refused(tmp_path):
+    folder = tmp_path / 'iter_4.pth'
+    folder.mkdir()
+    cfg = _cfg(launcher='pytorch', runner_type='FlexibleRunner',
+               strategy=dict(type='DeepSpeedStrategy', zero_optimization=dict(stage=3)))
+    with pytest.raises(ValueError, match='ZeRO-3 folder: test it with one process'):
+        launch.adapt_for_testing(cfg, str(folder))
+
+
+def test_testing_adaptations(tmp_path):
+    folder = tmp_path / 'iter_4.pth'
+    folder.mkdir()
+    zero2 = _cfg(runner_type='FlexibleRunner',
+                 strategy=dict(type='DeepSpeedStrategy', zero_optimization=dict(stage=2)))
+    assert launch.adapt_for_testing(zero2, str(folder)) == str(folder)
+    assert zero2.strategy.zero_optimization.stage == 0
+    single = tmp_path / 'model.safetensors'
+    single.write_bytes(b'')
+    fsdp = _cfg(runner_type='FlexibleRunner', strategy=dict(type='FSDPStrategy'))
+    launch.adapt_for_testing(fsdp, str(single))
+    assert 'runner_type' not in fsdp and 'strategy' not in fsdp
+    assert fsdp.optim_wrapper.type == 'OptimWrapper'
