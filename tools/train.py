@@ -9,15 +9,16 @@ Configs may set ``runner_type='FlexibleRunner'`` (DeepSpeed / FSDP) and
 import argparse
 import sys
 
-from mmseg_internvit.engine.launch import add_common_args, build_runner, load_config
+from mmseg_internvit.engine.launch import (add_common_args, build_runner, load_config,
+                                            resolve_resume)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Train with an mmseg/mmdet config')
     parser.add_argument('config', help='config file')
     parser.add_argument('--resume', nargs='?', const='auto', default=None,
-                        help="resume from CKPT, or from the latest checkpoint in the "
-                        "work dir when given without a path")
+                        help="resume from CKPT, or without a path from the newest complete "
+                        "checkpoint in the work dir (incomplete ones are skipped)")
     parser.add_argument('--amp', action='store_true', help='mixed precision (GPU only)')
     add_common_args(parser)
     return parser.parse_args(argv)
@@ -35,10 +36,11 @@ def main(argv=None) -> int:
         if cfg.optim_wrapper.get('type') == 'OptimWrapper':
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-    if args.resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
-    elif args.resume is not None:
-        cfg.resume, cfg.load_from = True, args.resume
+    try:
+        resolve_resume(cfg, args.resume)
+    except ValueError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
     runner = build_runner(cfg)
     runner.train()
     return 0

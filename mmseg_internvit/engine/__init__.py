@@ -1,10 +1,13 @@
-"""Training machinery: layer-decay optimizer constructor, DeepSpeed/FSDP helpers."""
+"""Training machinery: layer-decay optimizer constructor, DeepSpeed/FSDP helpers,
+crash-safe checkpoint saving."""
+from .atomic_checkpoint_hook import AtomicCheckpointHook
 from .deepspeed_optim_wrapper import DeepSpeedNoGradStepOptimWrapper
 from .fsdp_strategy import TorchCompatFSDPStrategy
 from .fsdp_policy import internvit_auto_wrap_policy, is_internvit_block
 from .layer_decay_constructor import LayerDecayOptimWrapperConstructor, find_layer_depth_owner
 
 __all__ = [
-    'DeepSpeedNoGradStepOptimWrapper', 'internvit_auto_wrap_policy', 'is_internvit_block', 'TorchCompatFSDPStrategy',
-    'LayerDecayOptimWrapperConstructor', 'find_layer_depth_owner'
+    'AtomicCheckpointHook', 'DeepSpeedNoGradStepOptimWrapper', 'internvit_auto_wrap_policy',
+    'is_internvit_block', 'TorchCompatFSDPStrategy', 'LayerDecayOptimWrapperConstructor',
+    'find_layer_depth_owner'
 ]

@@ -1,4 +1,5 @@
 """Shared start-up of tools/train.py and tools/test.py."""
+import logging
 import os
 import os.path as osp
 from importlib.util import find_spec
@@ -6,8 +7,11 @@ from typing import Optional
 
 import torch
 from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
+
+from .checkpoint_files import checkpoint_problem, find_resume_checkpoint
 
 
 def add_common_args(parser) -> None:
@@ -167,10 +171,32 @@ def enable_visualization(cfg: Config, show_dir: str) -> None:
     cfg.visualizer.save_dir = show_dir
 
 
+def resolve_resume(cfg: Config, resume: Optional[str]) -> None:
+    """Set ``cfg.resume`` / ``cfg.load_from`` for ``--resume [CKPT]``.
+
+    Without a path, the newest complete checkpoint of the work dir is used;
+    incomplete ones (a run killed while saving) are skipped with a warning
+    naming them, and with none at all training starts from scratch, saying so.
+    An explicit path must be a complete checkpoint.
+    """
+    if resume is None:
+        return
+    if resume != 'auto':
+        problem = checkpoint_problem(resume)
+        if problem is not None:
+            raise ValueError(f'--resume {resume}: cannot resume from it, {problem}')
+        cfg.resume, cfg.load_from = True, resume
+        return
+    found, skipped = find_resume_checkpoint(cfg.work_dir)
+    for warning in skipped:
+        print_log(warning, logger='current', level=logging.WARNING)
+    if found is None:
+        print_log(f'--resume: no complete checkpoint in {cfg.work_dir}; training starts '
+                  'from scratch.', logger='current', level=logging.WARNING)
+        return
+    cfg.resume, cfg.load_from = True, found
+
+
 def latest_checkpoint(work_dir: str) -> Optional[str]:
-    """The checkpoint mmengine recorded as last in ``work_dir``, if any."""
-    marker = osp.join(work_dir, 'last_checkpoint')
-    if not osp.isfile(marker):
-        return None
-    with open(marker) as f:
-        return f.read().strip() or None
+    """The newest complete checkpoint in ``work_dir``, if any."""
+    return find_resume_checkpoint(work_dir)[0]

@@ -11,3 +11,5 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500),
     dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=1500, end=80000),
 ]
+# Crash-safe saves: a kill while writing never costs the previous checkpoint.
+default_hooks = dict(checkpoint=dict(type='mmseg_internvit.AtomicCheckpointHook'))
