@@ -135,16 +135,62 @@ def test_bad_test_cfg_is_reported(segmentors):
         batched.test_cfg.stride = (70, 70)
 
 
-def test_prepare_config_switches_slide_models_only():
+def test_prepare_config_switches_encoder_decoders():
     from mmseg_internvit.inference import prepare_config
     cfg = prepare_config(SMOKE, crop_batch=4)
     assert cfg.model.type == 'BatchedSlideEncoderDecoder'
     assert cfg.model.test_cfg.batch_size == 4 and cfg.model.backbone.init_cfg is None
-    whole = prepare_config(SMOKE, cfg_options={'model.test_cfg': dict(mode='whole')})
-    assert whole.model.type == 'EncoderDecoder'
+    assert cfg.model.test_cfg.full_size_logits is True  # mmseg's results unless asked
+    # Whole-image configs switch too (for the bounded-memory labels) but stay whole.
+    whole = prepare_config(SMOKE, cfg_options={'model.test_cfg': dict(mode='whole')},
+                           full_size_logits=False)
+    assert whole.model.type == 'BatchedSlideEncoderDecoder'
+    assert whole.model.test_cfg.mode == 'whole' and whole.model.test_cfg.full_size_logits is False
     tiled = prepare_config(whole, tile=(96, 64), dtype='bf16')
     assert tiled.model.type == 'BatchedSlideEncoderDecoder'
     assert tiled.model.test_cfg.crop_size == (96, 64) and tiled.model.test_cfg.stride == (64, 42)
     assert tiled.model.backbone.dtype == 'bfloat16'
     with pytest.raises(ValueError, match=r'stride \(100, 100\) is larger than tile \(64, 64\)'):
         prepare_config(SMOKE, tile=(64, 64), stride=(100, 100))
+
+
+@pytest.mark.parametrize('align_corners', [False, True])
+@pytest.mark.parametrize('size', [(7, 5), (300, 451), (33, 1000), (1, 1)])
+def test_banded_label_equals_full_size_argmax(size, align_corners):
+    """Row bands (tiny bands here, to cross many band edges) give mmseg's full-size labels."""
+    from mmseg.models.utils import resize
+
+    from mmseg_internvit.models.segmentors.banded_resize import banded_label
+    torch.manual_seed(0)
+    logits = torch.randn(6, 23, 31)
+    full = resize(logits[None], size=size, mode='bilinear', align_corners=align_corners)[0]
+    got = banded_label(logits, size, align_corners, band_bytes=6 * size[1] * 4 * 3)
+    assert got.shape == (1, *size) and got.dtype == torch.long
+    assert torch.equal(got[0], full.argmax(0))
+    binary = banded_label(logits[:1], size, align_corners, threshold=0.3, band_bytes=1)
+    assert torch.equal(binary[0], (full[:1].sigmoid() > 0.3).float()[0])
+
+
+def test_predict_without_full_size_logits(segmentors):
+    """Same labels as mmseg's predict; logits kept at the model's resolution, flips undone."""
+    from mmseg.structures import SegDataSample
+    loop, batched = segmentors
+    torch.manual_seed(3)
+    x = torch.randn(2, 3, 130, 250)
+    metas = [dict(m, ori_shape=(391, 747), padding_size=[0, 6, 0, 4]) for m in _metas(x)]
+    metas[1].update(flip=True, flip_direction='horizontal')
+    samples = [SegDataSample(metainfo=m) for m in metas]
+    batched.test_cfg.full_size_logits = False
+    try:
+        with torch.no_grad():
+            expected = loop.predict(x, copy.deepcopy(samples))
+            got = batched.predict(x, copy.deepcopy(samples))
+    finally:
+        batched.test_cfg.full_size_logits = True
+    for e, g in zip(expected, got):
+        assert torch.equal(g.pred_sem_seg.data, e.pred_sem_seg.data)
+        assert g.seg_logits.data.shape == (8, 126, 244)
+    with torch.no_grad():
+        raw = loop.slide_inference(x, _metas(x))
+    torch.testing.assert_close(got[0].seg_logits.data, raw[0, :, :126, :244])
+    torch.testing.assert_close(got[1].seg_logits.data, raw[1, :, :126, :244].flip(2))

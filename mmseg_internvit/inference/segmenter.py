@@ -25,7 +25,8 @@ ImageInput = Union[str, os.PathLike, np.ndarray]
 
 def prepare_config(config: Union[str, Config], tile: Optional[Sequence[int]] = None,
                    stride: Optional[Sequence[int]] = None, crop_batch: Optional[int] = None,
-                   dtype: Optional[str] = None, cfg_options: Optional[dict] = None) -> Config:
+                   dtype: Optional[str] = None, cfg_options: Optional[dict] = None,
+                   full_size_logits: bool = True) -> Config:
     """Load ``config`` and apply the inference overrides.
 
     Args:
@@ -36,9 +37,12 @@ def prepare_config(config: Union[str, Config], tile: Optional[Sequence[int]] = N
             two thirds of ``tile`` when the config does not slide.
         crop_batch: Crops per forward in slide mode (``test_cfg.batch_size``).
         dtype: Backbone dtype, ``'bf16'``, ``'fp16'`` or ``'fp32'`` (heads stay fp32).
+        full_size_logits: False keeps ``seg_logits`` at the model's resolution
+            and computes the full-size labels in row bands, so memory does not
+            grow with the photo (see :class:`BatchedSlideEncoderDecoder`).
 
-    A slide-mode ``EncoderDecoder`` becomes a :class:`BatchedSlideEncoderDecoder`
-    (same weights, same results, crops batched).
+    An ``EncoderDecoder`` becomes a :class:`BatchedSlideEncoderDecoder` (same
+    weights, same labels; slide crops batched).
     """
     cfg = Config.fromfile(config) if not isinstance(config, Config) else copy.deepcopy(config)
     if cfg_options:
@@ -58,9 +62,10 @@ def prepare_config(config: Union[str, Config], tile: Optional[Sequence[int]] = N
             raise ValueError(f'stride {stride} is larger than tile {tile}: pixels between '
                              'windows would get no prediction; use a stride <= the tile')
         test_cfg.update(mode='slide', crop_size=tile, stride=stride)
+    if model.type == 'EncoderDecoder':
+        model.type = 'BatchedSlideEncoderDecoder'
+    test_cfg['full_size_logits'] = full_size_logits
     if test_cfg.get('mode') == 'slide':
-        if model.type == 'EncoderDecoder':
-            model.type = 'BatchedSlideEncoderDecoder'
         if crop_batch is not None:
             if crop_batch < 1:
                 raise ValueError(f'crops per forward must be >= 1, got {crop_batch}')
@@ -203,7 +208,8 @@ class Segmenter:
         tta: Flip and multi-scale test-time augmentation with the config's
             ``tta_model`` and ``tta_pipeline`` (as mmseg's ``tools/test.py --tta``).
         keep_probs: Add ``seg_probs`` (per-class probabilities, averaged over
-            the TTA views) to every result.
+            the TTA views) to every result: at the model's output resolution,
+            or at the image size with ``tta``.
 
     Raises:
         CheckpointMismatchError: the checkpoint does not fit the config.
@@ -219,8 +225,11 @@ class Segmenter:
             raise FileNotFoundError(f'config {config} does not exist')
         if batch_size < 1:
             raise ValueError(f'batch_size must be >= 1, got {batch_size}')
+        # TTA averages the views' logits at the image size: only then are
+        # full-size logits needed.
         self.cfg = prepare_config(str(config) if not isinstance(config, Config) else config,
-                                  tile, stride, crop_batch, dtype, cfg_options)
+                                  tile, stride, crop_batch, dtype, cfg_options,
+                                  full_size_logits=tta)
         self.batch_size = batch_size
         self.tta = tta
         self.keep_probs = keep_probs
@@ -255,7 +264,8 @@ class Segmenter:
 
         Returns:
             One ``SegDataSample`` per image with ``pred_sem_seg`` (``(1, H, W)``
-            class ids at the image's size) and, in plain mode, ``seg_logits``.
+            class ids at the image's size) and ``seg_logits`` (at the model's
+            output resolution; at the image size with ``tta``).
         """
         arrays = [image if isinstance(image, np.ndarray) else read_image(os.fspath(image))
                   for image in images]

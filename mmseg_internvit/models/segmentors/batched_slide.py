@@ -1,11 +1,14 @@
 """Sliding-window inference that batches crops across windows and images."""
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import torch
+from mmengine.structures import PixelData
 from mmseg.models.segmentors import EncoderDecoder
+from mmseg.utils import OptSampleList, SampleList
 from torch import Tensor
 
 from mmseg_internvit.registry import MODELS
+from .banded_resize import banded_label
 
 Window = Tuple[int, int, int, int]  # y1, y2, x1, x2
 
@@ -52,9 +55,17 @@ class BatchedSlideEncoderDecoder(EncoderDecoder):
     pipeline's ``Resize`` bounds ``H x W`` (logits are resized to the original
     size only afterwards, in ``postprocess_result``).
 
+    Photos larger than the model's input: with ``test_cfg.full_size_logits``
+    False (``Segmenter`` sets it), labels at the original size are computed in
+    row bands (:func:`banded_label`) and ``seg_logits`` stays at the model's
+    resolution (padding removed, flips undone), so memory no longer grows with
+    ``num_classes x`` the photo's pixels. The default (True) is mmseg's
+    behaviour: full-size ``seg_logits``.
+
     Args:
         **kwargs: As for :class:`mmseg.models.segmentors.EncoderDecoder`.
-            ``test_cfg`` may add ``batch_size`` (crops per forward, default 1).
+            ``test_cfg`` may add ``batch_size`` (crops per forward, default 1)
+            and ``full_size_logits`` (default True).
     """
 
     def slide_inference(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
@@ -86,3 +97,32 @@ class BatchedSlideEncoderDecoder(EncoderDecoder):
             for (i, (y1, y2, x1, x2)), logits in zip(chunk, crop_logits):
                 seg_logits[i, :, y1:y2, x1:x2] += logits
         return seg_logits.div_(count)
+
+    def postprocess_result(self, seg_logits: Tensor,
+                           data_samples: OptSampleList = None) -> SampleList:
+        """mmseg's results; labels computed in bands unless ``full_size_logits``."""
+        if self.test_cfg.get('full_size_logits', True) or data_samples is None:
+            return super().postprocess_result(seg_logits, data_samples)
+        threshold: Optional[float] = getattr(self.decode_head, 'threshold', None)
+        for logits, sample in zip(seg_logits, data_samples):
+            logits = _model_resolution(logits, sample.metainfo)
+            label = banded_label(logits, sample.metainfo['ori_shape'], self.align_corners,
+                                 threshold)
+            if logits.shape[0] == 1:
+                logits = logits.sigmoid()  # what mmseg keeps for one-channel heads
+            sample.set_data({'seg_logits': PixelData(data=logits),
+                             'pred_sem_seg': PixelData(data=label)})
+        return data_samples
+
+
+def _model_resolution(logits: Tensor, meta: dict) -> Tensor:
+    """``C x h x w`` logits without padding and flips (as mmseg's postprocess)."""
+    left, right, top, bottom = meta.get('img_padding_size', meta.get('padding_size', [0] * 4))
+    height, width = logits.shape[1:]
+    logits = logits[:, top:height - bottom, left:width - right]
+    if meta.get('flip'):
+        direction = meta.get('flip_direction')
+        if direction not in ('horizontal', 'vertical'):
+            raise ValueError(f'unknown flip_direction {direction!r} in the image metadata')
+        logits = logits.flip(dims=(2,) if direction == 'horizontal' else (1,))
+    return logits
