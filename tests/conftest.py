@@ -62,6 +62,16 @@ def to_hf_keys(state, prefix=''):
     return out
 
 
+def snapshot(model):
+    """Copies of every tensor of ``model``'s state, to check a failed load changed nothing."""
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def assert_untouched(model, before):
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), f'{k} was modified by a failed load'
+
+
 def write_sharded(folder, shards):
     """Write ``{shard file name: {key: tensor}}`` as safetensors shards plus a
     ``model.safetensors.index.json`` mapping every key to its shard."""

@@ -8,7 +8,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from conftest import TINY_6B_STYLE, build_tiny, to_hf_keys, write_sharded
+from conftest import (TINY_6B_STYLE, assert_untouched, build_tiny, snapshot, to_hf_keys,
+                      write_sharded)
 from mmseg_internvit.checkpoint import (CheckpointMismatchError, CheckpointReadError,
                                         convert_to_safetensors, load_backbone_weights)
 from mmseg_internvit.models import InternViT
@@ -123,11 +124,6 @@ def test_convert_tool_rejects_wrong_arch(tmp_path, reference):
     assert 'arch' in out.stderr and not dst.exists()
 
 
-def _assert_untouched(model, before):
-    for k, v in model.state_dict().items():
-        assert torch.equal(v, before[k]), f'{k} was modified by a failed load'
-
-
 def test_arch_mismatch_names_blocks_and_arch(tmp_path, reference):
     model, _ = reference
     path = tmp_path / 'four_blocks.safetensors'
@@ -137,14 +133,14 @@ def test_arch_mismatch_names_blocks_and_arch(tmp_path, reference):
     three = dict(TINY_6B_STYLE, num_layers=3)
     target = InternViT(arch=three, init_cfg=dict(type='Pretrained', checkpoint=str(path)))
     target.reset_parameters()
-    before = {k: v.clone() for k, v in target.state_dict().items()}
+    before = snapshot(target)
     with pytest.raises(CheckpointMismatchError) as err:
         target.init_weights()
     msg = str(err.value)
     assert 'Unexpected' in msg and 'blocks.3.attn.qkv.weight' in msg
     assert 'built with 3 blocks' in msg and 'checkpoint has 4 blocks' in msg
     assert "'6b-448': 45 blocks" in msg
-    _assert_untouched(target, before)
+    assert_untouched(target, before)
 
 
 def test_missing_key_and_shape_mismatch(tmp_path, reference):
@@ -158,7 +154,7 @@ def test_missing_key_and_shape_mismatch(tmp_path, reference):
     path = tmp_path / 'bad.pth'
     torch.save(state, path)
     target = build_tiny(seed=3)
-    before = {k: v.clone() for k, v in target.state_dict().items()}
+    before = snapshot(target)
     with pytest.raises(CheckpointMismatchError) as err:
         load_backbone_weights(target, str(path))
     msg = str(err.value)
@@ -168,7 +164,7 @@ def test_missing_key_and_shape_mismatch(tmp_path, reference):
     assert ('blocks.{2-3}.mlp.fc1.weight has shape (128, 64) in the checkpoint but '
             '(256, 64) in the model') in msg
     assert 'a position embedding of 56 patch tokens (not a square grid)' in msg
-    _assert_untouched(target, before)
+    assert_untouched(target, before)
 
 
 def test_not_an_internvit_checkpoint(tmp_path):
@@ -315,10 +311,10 @@ def test_missing_vision_shard_names_itself_and_its_keys(tmp_path, reference):
     missing = os.path.join(folder, 'model-00002-of-00004.safetensors')
     os.remove(missing)
     target = build_tiny(seed=3)
-    before = {k: v.clone() for k, v in target.state_dict().items()}
+    before = snapshot(target)
     with pytest.raises(CheckpointReadError) as err:
         load_backbone_weights(target, folder)
     msg = str(err.value)
     assert f'Shard {missing} listed in' in msg and 'is missing' in msg
     assert 'mlp1.0.weight' in msg and 'vision_model.encoder.layers.' in msg
-    _assert_untouched(target, before)
+    assert_untouched(target, before)
