@@ -1,4 +1,6 @@
 """Shared fixtures: tiny InternViT archs and checkpoint writers in HF/upstream layout."""
+import json
+import os
 import re
 
 import pytest
@@ -58,6 +60,30 @@ def to_hf_keys(state, prefix=''):
             new = re.sub(r'^blocks\.', 'encoder.layers.', new)
         out[prefix + new] = value.clone()
     return out
+
+
+def snapshot(model):
+    """Copies of every tensor of ``model``'s state, to check a failed load changed nothing."""
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def assert_untouched(model, before):
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), f'{k} was modified by a failed load'
+
+
+def write_sharded(folder, shards):
+    """Write ``{shard file name: {key: tensor}}`` as safetensors shards plus a
+    ``model.safetensors.index.json`` mapping every key to its shard."""
+    from safetensors.torch import save_file
+    weight_map = {}
+    for name, tensors in shards.items():
+        save_file(tensors, os.path.join(folder, name))
+        weight_map.update({k: name for k in tensors})
+    index = os.path.join(folder, 'model.safetensors.index.json')
+    with open(index, 'w') as f:
+        json.dump({'metadata': {}, 'weight_map': weight_map}, f)
+    return index
 
 
 @pytest.fixture

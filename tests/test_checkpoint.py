@@ -8,7 +8,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from conftest import TINY_6B_STYLE, build_tiny, to_hf_keys
+from conftest import (TINY_6B_STYLE, assert_untouched, build_tiny, snapshot, to_hf_keys,
+                      write_sharded)
 from mmseg_internvit.checkpoint import (CheckpointMismatchError, CheckpointReadError,
                                         convert_to_safetensors, load_backbone_weights)
 from mmseg_internvit.models import InternViT
@@ -34,13 +35,8 @@ def _write_hf_folder(folder, state, prefix='', sharded=False, torch_bin=False):
     elif sharded:
         keys = sorted(hf)
         half = len(keys) // 2
-        weight_map = {}
-        for i, part in enumerate((keys[:half], keys[half:])):
-            name = f'model-0000{i + 1}-of-00002.safetensors'
-            save_file({k: hf[k] for k in part}, os.path.join(folder, name))
-            weight_map.update({k: name for k in part})
-        with open(os.path.join(folder, 'model.safetensors.index.json'), 'w') as f:
-            json.dump({'metadata': {}, 'weight_map': weight_map}, f)
+        write_sharded(folder, {f'model-0000{i + 1}-of-00002.safetensors': {k: hf[k] for k in part}
+                               for i, part in enumerate((keys[:half], keys[half:]))})
     else:
         save_file(hf, os.path.join(folder, 'model.safetensors'))
     return folder
@@ -128,11 +124,6 @@ def test_convert_tool_rejects_wrong_arch(tmp_path, reference):
     assert 'arch' in out.stderr and not dst.exists()
 
 
-def _assert_untouched(model, before):
-    for k, v in model.state_dict().items():
-        assert torch.equal(v, before[k]), f'{k} was modified by a failed load'
-
-
 def test_arch_mismatch_names_blocks_and_arch(tmp_path, reference):
     model, _ = reference
     path = tmp_path / 'four_blocks.safetensors'
@@ -142,32 +133,38 @@ def test_arch_mismatch_names_blocks_and_arch(tmp_path, reference):
     three = dict(TINY_6B_STYLE, num_layers=3)
     target = InternViT(arch=three, init_cfg=dict(type='Pretrained', checkpoint=str(path)))
     target.reset_parameters()
-    before = {k: v.clone() for k, v in target.state_dict().items()}
+    before = snapshot(target)
     with pytest.raises(CheckpointMismatchError) as err:
         target.init_weights()
     msg = str(err.value)
     assert 'Unexpected' in msg and 'blocks.3.attn.qkv.weight' in msg
     assert 'built with 3 blocks' in msg and 'checkpoint has 4 blocks' in msg
     assert "'6b-448': 45 blocks" in msg
-    _assert_untouched(target, before)
+    assert_untouched(target, before)
 
 
 def test_missing_key_and_shape_mismatch(tmp_path, reference):
     model, _ = reference
     state = dict(model.state_dict())
     del state['blocks.1.mlp.fc2.bias']
-    state['pos_embed'] = torch.randn(1, 1 + 8 * 8, 64)
+    # Another square grid would be adopted; 8 x 7 patches is no grid InternViT can hold.
+    state['pos_embed'] = torch.randn(1, 1 + 8 * 7, 64)
+    state['blocks.2.mlp.fc1.weight'] = torch.randn(128, 64)
+    state['blocks.3.mlp.fc1.weight'] = torch.randn(128, 64)
     path = tmp_path / 'bad.pth'
     torch.save(state, path)
     target = build_tiny(seed=3)
-    before = {k: v.clone() for k, v in target.state_dict().items()}
+    before = snapshot(target)
     with pytest.raises(CheckpointMismatchError) as err:
         load_backbone_weights(target, str(path))
     msg = str(err.value)
     assert 'Missing 1 keys: blocks.1.mlp.fc2.bias' in msg
-    assert 'pos_embed: checkpoint (1, 65, 64) vs model (1, 17, 64)' in msg
-    assert 'position grid 8x8' in msg
-    _assert_untouched(target, before)
+    assert 'pos_embed has shape (1, 57, 64) in the checkpoint but (1, 17, 64) in the model' in msg
+    # Keys that differ only in their block index are listed once, every index named.
+    assert ('blocks.{2-3}.mlp.fc1.weight has shape (128, 64) in the checkpoint but '
+            '(256, 64) in the model') in msg
+    assert 'a position embedding of 56 patch tokens (not a square grid)' in msg
+    assert_untouched(target, before)
 
 
 def test_not_an_internvit_checkpoint(tmp_path):
@@ -218,3 +215,106 @@ def test_bad_output_path_fails_before_reading(tmp_path, dst, exc, match):
     for convert in (convert_to_safetensors, consolidate_to_safetensors):
         with pytest.raises(exc, match=match):
             convert(str(tmp_path / 'nope.pth'), str(tmp_path / dst))
+
+
+def _with_grid(model, side):
+    """``model``'s weights with pos_embed re-sampled to a side x side grid."""
+    from mmseg_internvit.models.backbones.intern_vit import resize_pos_embed
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    pos = state['pos_embed']
+    patches = resize_pos_embed(pos[:, 1:], model.pretrain_grid, (side, side))
+    state['pos_embed'] = torch.cat([pos[:, :1], patches + 0.01], dim=1)
+    return state
+
+
+def _grid_reference(state, side):
+    model = InternViT(arch=dict(TINY_6B_STYLE), pos_embed_grid=side).eval()
+    model.load_state_dict(state)
+    return model
+
+
+def test_pos_embed_grid_is_taken_from_the_checkpoint(tmp_path, reference):
+    """An 8 x 8 grid stored for a 4 x 4 preset is adopted, not resized back."""
+    model, _ = reference
+    state = _with_grid(model, 8)
+    expected = _grid_reference(state, 8)(X)[0]
+    path = tmp_path / 'grid8.pth'
+    torch.save(state, path)
+    # Through the backbone loader (init_cfg).
+    loaded = _fresh(path).eval()
+    assert loaded.pretrain_grid == (8, 8) and loaded.pos_embed.shape == (1, 65, 64)
+    torch.testing.assert_close(loaded(X)[0], expected, atol=0, rtol=0)
+    # Through plain load_state_dict: same Parameter object, so an optimizer
+    # built before loading still updates it.
+    plain = build_tiny(seed=4).eval()
+    param = plain.pos_embed
+    optimizer = torch.optim.SGD(plain.parameters(), lr=0.1)
+    plain.load_state_dict(state)
+    assert plain.pos_embed is param and plain.pretrain_grid == (8, 8)
+    torch.testing.assert_close(plain(X)[0], expected, atol=0, rtol=0)
+    plain.train()
+    plain(X)[0].sum().backward()
+    before = param.detach().clone()
+    optimizer.step()
+    assert not torch.equal(param.detach(), before)
+    # Through mmengine's load_checkpoint (load_from, init_model).
+    from mmengine.runner import load_checkpoint
+    via_mmengine = build_tiny(seed=5).eval()
+    load_checkpoint(via_mmengine, str(path), map_location='cpu')
+    torch.testing.assert_close(via_mmengine(X)[0], expected, atol=0, rtol=0)
+
+
+def test_pos_embed_grid_argument(reference):
+    model, _ = reference
+    explicit = InternViT(arch=dict(TINY_6B_STYLE), pos_embed_grid=36)
+    assert explicit.pos_embed.shape == (1, 1 + 36 * 36, 64) and explicit.pretrain_grid == (36, 36)
+    assert InternViT(arch=dict(TINY_6B_STYLE)).pretrain_grid == (4, 4)
+    with pytest.raises(ValueError, match='pos_embed_grid must be >= 1, got 0'):
+        InternViT(arch=dict(TINY_6B_STYLE), pos_embed_grid=0)
+    # Only another square grid of the same width is adopted.
+    assert explicit.grid_for_pos_embed((1, 1 + 8 * 8, 64)) == 8
+    assert explicit.grid_for_pos_embed((1, 1 + 36 * 36, 64)) is None
+    assert explicit.grid_for_pos_embed((1, 1 + 8 * 8, 32)) is None
+    assert explicit.grid_for_pos_embed((1, 1 + 8 * 7, 64)) is None
+
+
+def _write_sharded_chat(folder, state):
+    """A remote-code chat checkpoint: vision tower in 2 shards, projector beside
+    it, language model in 2 shards of its own."""
+    os.makedirs(folder, exist_ok=True)
+    vision = to_hf_keys(state, 'vision_model.')
+    keys = sorted(vision)
+    shards = {
+        'model-00001-of-00004.safetensors': {k: vision[k] for k in keys[:len(keys) // 2]},
+        'model-00002-of-00004.safetensors': {**{k: vision[k] for k in keys[len(keys) // 2:]},
+                                             'mlp1.0.weight': torch.randn(8)},
+        'model-00003-of-00004.safetensors': {'language_model.model.embed_tokens.weight':
+                                             torch.randn(10, 4)},
+        'model-00004-of-00004.safetensors': {'language_model.lm_head.weight': torch.randn(10, 4)},
+    }
+    write_sharded(folder, shards)
+    return folder
+
+
+def test_chat_vision_tower_loads_without_language_model_shards(tmp_path, reference):
+    model, expected = reference
+    folder = _write_sharded_chat(tmp_path / 'chat', model.state_dict())
+    os.remove(os.path.join(folder, 'model-00003-of-00004.safetensors'))
+    os.remove(os.path.join(folder, 'model-00004-of-00004.safetensors'))
+    loaded = _fresh(folder).eval()
+    torch.testing.assert_close(loaded(X)[0], expected, atol=0, rtol=0)
+
+
+def test_missing_vision_shard_names_itself_and_its_keys(tmp_path, reference):
+    model, _ = reference
+    folder = _write_sharded_chat(tmp_path / 'chat', model.state_dict())
+    missing = os.path.join(folder, 'model-00002-of-00004.safetensors')
+    os.remove(missing)
+    target = build_tiny(seed=3)
+    before = snapshot(target)
+    with pytest.raises(CheckpointReadError) as err:
+        load_backbone_weights(target, folder)
+    msg = str(err.value)
+    assert f'Shard {missing} listed in' in msg and 'is missing' in msg
+    assert 'mlp1.0.weight' in msg and 'vision_model.encoder.layers.' in msg
+    assert_untouched(target, before)

@@ -1,21 +1,56 @@
-"""Let mmengine load ``.safetensors`` model files wherever it takes a checkpoint.
+"""Let mmengine's own checkpoint loading read every whole-model file we do.
 
 mmengine resolves local checkpoint paths with one loader (``torch.load``).
 Registering a loader for the local scheme that reads ``*.safetensors`` with
-safetensors (and hands everything else to mmengine's own loader) makes
-``load_from``, ``tools/test.py``, ``init_model`` and ``MMSegInferencer`` accept
-the consolidated files that ``tools/consolidate_checkpoint.py`` writes.
+safetensors, renames the segmentors released with InternViT-6B (mmseg 0.30
+layout) to ours and turns their ``CLASSES``/``PALETTE`` into ``dataset_meta``
+(everything else is mmengine's own loader) makes ``load_from``,
+``tools/test.py``, ``init_model`` and ``MMSegInferencer`` accept them. A
+``pos_embed`` on another grid is adopted by ``InternViT._load_from_state_dict``.
 """
+import json
+from typing import Mapping
+
 from mmengine.runner.checkpoint import CheckpointLoader, load_from_local
+
+from .readers import DATASET_META_KEY, WRAPPER_KEYS
+from .segmentor_keys import convert_upstream_state_dict, dataset_meta_from
+
+
+def _load_safetensors(filename: str, map_location) -> dict:
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+    device = map_location if isinstance(map_location, str) else 'cpu'
+    with safe_open(filename, framework='pt') as f:
+        metadata = f.metadata() or {}
+    meta = {}
+    if DATASET_META_KEY in metadata:
+        meta['dataset_meta'] = json.loads(metadata[DATASET_META_KEY])
+    return {'meta': meta, 'state_dict': load_file(filename, device=device)}
+
+
+def with_released_layout_converted(checkpoint: dict) -> dict:
+    """``checkpoint`` with a released upstream segmentor's keys and meta made ours."""
+    if not isinstance(checkpoint, Mapping):
+        return checkpoint
+    wrapper = next((k for k in WRAPPER_KEYS if isinstance(checkpoint.get(k), Mapping)), None)
+    state = checkpoint[wrapper] if wrapper else checkpoint
+    converted = convert_upstream_state_dict(state)
+    if converted is None:
+        return checkpoint
+    meta = dict(checkpoint.get('meta') or {}) if wrapper else {}
+    found = dataset_meta_from(meta)
+    if found is not None:
+        meta['dataset_meta'] = found
+    return {'meta': meta, 'state_dict': converted}
 
 
 def _load_local(filename: str, map_location=None):
     if str(filename).endswith('.safetensors'):
-        from safetensors.torch import load_file
-        device = map_location if isinstance(map_location, str) else 'cpu'
-        return {'state_dict': load_file(filename, device=device)}
-    return load_from_local(filename, map_location)
+        return _load_safetensors(filename, map_location)
+    return with_released_layout_converted(load_from_local(filename, map_location))
 
 
 def register_safetensors_loader() -> None:
+    """Register the local-file loader above with mmengine (idempotent)."""
     CheckpointLoader.register_scheme(prefixes='', loader=_load_local, force=True)

@@ -3,11 +3,13 @@
 Supported: safetensors files, sharded ``*.index.json`` (safetensors or torch
 shards), torch pickles (``.pth``/``.pt``/``.bin``) loaded with
 ``weights_only=True`` (never executing code from a user's file), and Hugging
-Face model folders holding any of these.
+Face model folders holding any of these. A sharded checkpoint opens a shard
+only when one of its tensors is asked for, so the language-model shards of a
+chat checkpoint need not be on disk to read its vision tower.
 """
 import json
 import os
-from typing import Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from safetensors import safe_open
@@ -17,6 +19,13 @@ HF_FILE_NAMES = ('model.safetensors.index.json', 'model.safetensors',
 # Containers that wrap a state dict: mmengine ('state_dict'), DeepSpeed and the
 # upstream segmentation code ('module'), plain trainers ('model').
 WRAPPER_KEYS = ('state_dict', 'module', 'model')
+# safetensors metadata entry holding the JSON dataset_meta of a whole model.
+DATASET_META_KEY = 'dataset_meta'
+_SHOWN = 8  # keys listed in a read error
+
+# Our name -> one checkpoint key, or several concatenated along dim 0
+# (transformers' separate q/k/v projections -> our fused qkv).
+KeySpec = Union[str, Tuple[str, ...]]
 
 
 class CheckpointReadError(ValueError):
@@ -31,13 +40,19 @@ class TensorSource:
         getters: Key -> zero-argument function returning that tensor.
         shape_getters: Key -> function returning its shape without reading
             the data (where the format allows); defaults to reading it.
+        meta: The checkpoint's ``meta`` (mmengine / mmseg 0.x) or the
+            ``dataset_meta`` stored in safetensors metadata, else empty.
+        config: The ``config.json`` beside the checkpoint, if any.
     """
 
     def __init__(self, description: str, getters: Dict[str, Callable[[], torch.Tensor]],
-                 shape_getters: Optional[Dict[str, Callable[[], Tuple[int, ...]]]] = None) -> None:
+                 shape_getters: Optional[Dict[str, Callable[[], Tuple[int, ...]]]] = None,
+                 meta: Optional[dict] = None, config: Optional[dict] = None) -> None:
         self.description = description
         self._getters = getters
         self._shape_getters = shape_getters or {}
+        self.meta = dict(meta or {})
+        self.config = config
 
     def shape(self, key: str) -> Tuple[int, ...]:
         getter = self._shape_getters.get(key)
@@ -53,6 +68,34 @@ class TensorSource:
         return self._getters[key]()
 
 
+def source_from_state_dict(description: str, state: Mapping[str, torch.Tensor],
+                           meta: Optional[dict] = None) -> TensorSource:
+    """A :class:`TensorSource` over an in-memory state dict."""
+    return TensorSource(description, {k: (lambda v=v: v) for k, v in state.items()
+                                      if isinstance(v, torch.Tensor)}, meta=meta)
+
+
+def renamed_source(source: TensorSource, mapping: Mapping[str, KeySpec]) -> TensorSource:
+    """View ``source`` under new names: ``mapping`` is new name -> key spec.
+
+    A tuple spec concatenates its tensors along dim 0 when read; shapes are
+    known without reading any of them.
+    """
+    getters, shape_getters = {}, {}
+    for name, spec in mapping.items():
+        if isinstance(spec, str):
+            getters[name] = (lambda k=spec: source[k])
+            shape_getters[name] = (lambda k=spec: source.shape(k))
+        else:
+            getters[name] = (lambda ks=spec: torch.cat([source[k] for k in ks], dim=0))
+            shape_getters[name] = (lambda ks=spec: _concat_shape([source.shape(k) for k in ks]))
+    return TensorSource(source.description, getters, shape_getters, source.meta, source.config)
+
+
+def _concat_shape(shapes: Sequence[Tuple[int, ...]]) -> Tuple[int, ...]:
+    return (sum(s[0] for s in shapes),) + tuple(shapes[0][1:])
+
+
 def open_checkpoint(path: str) -> TensorSource:
     """Open a checkpoint file or Hugging Face model folder for lazy reading."""
     if os.path.isdir(path):
@@ -66,18 +109,44 @@ def open_checkpoint(path: str) -> TensorSource:
     if not os.path.isfile(path):
         raise FileNotFoundError(f'Checkpoint {path} does not exist.')
     if path.endswith('.index.json'):
-        return _open_index(path)
-    if path.endswith('.safetensors'):
-        return _open_safetensors(path)
-    return _open_torch(path)
+        source = _open_index(path)
+    elif path.endswith('.safetensors'):
+        source = _open_safetensors(path)
+    else:
+        source = _open_torch(path)
+    source.config = read_config_json(os.path.dirname(os.path.abspath(path)))
+    return source
+
+
+def read_config_json(folder: str) -> Optional[dict]:
+    """The Hugging Face ``config.json`` in ``folder`` (None if there is none)."""
+    path = os.path.join(folder, 'config.json')
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            config = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise CheckpointReadError(f'Cannot read {path}: {exc}. Fix or remove it.') from exc
+    if not isinstance(config, dict):
+        raise CheckpointReadError(f'{path} holds a {type(config).__name__}, not a JSON object.')
+    return config
 
 
 def _open_safetensors(path: str) -> TensorSource:
     try:
         with safe_open(path, framework='pt') as f:
             shapes = {key: f.get_slice(key).get_shape() for key in f.keys()}
+            metadata = f.metadata() or {}
     except Exception as exc:  # safetensors raises its own error types
         raise CheckpointReadError(f'Cannot read safetensors file {path}: {exc}') from exc
+    meta = {}
+    if DATASET_META_KEY in metadata:
+        try:
+            meta[DATASET_META_KEY] = json.loads(metadata[DATASET_META_KEY])
+        except ValueError as exc:
+            raise CheckpointReadError(f'{path}: metadata {DATASET_META_KEY!r} is not JSON: '
+                                      f'{exc}') from exc
 
     def getter(key: str) -> Callable[[], torch.Tensor]:
         def get() -> torch.Tensor:
@@ -86,7 +155,7 @@ def _open_safetensors(path: str) -> TensorSource:
         return get
 
     return TensorSource(path, {key: getter(key) for key in shapes},
-                        {key: (lambda s=shape: s) for key, shape in shapes.items()})
+                        {key: (lambda s=shape: s) for key, shape in shapes.items()}, meta=meta)
 
 
 def _open_torch(path: str) -> TensorSource:
@@ -94,24 +163,30 @@ def _open_torch(path: str) -> TensorSource:
         obj = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
     except RuntimeError as exc:
         if 'mmap' not in str(exc):
-            raise _unsafe_pickle_error(path, exc) from exc
+            raise _torch_load_error(path, exc) from exc
         # Files in torch's legacy (non-zip) format cannot be memory-mapped.
         try:
             obj = torch.load(path, map_location='cpu', weights_only=True)
         except Exception as exc2:
-            raise _unsafe_pickle_error(path, exc2) from exc2
+            raise _torch_load_error(path, exc2) from exc2
     except Exception as exc:
-        raise _unsafe_pickle_error(path, exc) from exc
+        raise _torch_load_error(path, exc) from exc
     state = unwrap_state_dict(obj, path)
-    return TensorSource(path, {k: (lambda v=v: v) for k, v in state.items()
-                               if isinstance(v, torch.Tensor)})
+    meta = obj.get('meta') if isinstance(obj, Mapping) else None
+    return source_from_state_dict(path, state, meta if isinstance(meta, Mapping) else None)
 
 
-def _unsafe_pickle_error(path: str, exc: Exception) -> CheckpointReadError:
+def _torch_load_error(path: str, exc: Exception) -> CheckpointReadError:
+    if 'weights_only' in str(exc) or 'Unsupported global' in str(exc):
+        return CheckpointReadError(
+            f'Cannot load {path} with torch.load(weights_only=True): {exc}. Weight files '
+            'are never unpickled unsafely; if you trust the file, re-save its state dict '
+            '(or convert it to safetensors) in a trusted environment.')
+    size = os.path.getsize(path)
     return CheckpointReadError(
-        f'Cannot load {path} with torch.load(weights_only=True): {exc}. Weight files '
-        'are never unpickled unsafely; if you trust the file, re-save its state dict '
-        '(or convert it to safetensors) in a trusted environment.')
+        f'Cannot read {path} ({size} bytes) as a torch checkpoint: {exc}. The file is '
+        'truncated (an interrupted download or copy?) or not a torch file: compare its '
+        'size with the published one and download it again.')
 
 
 def unwrap_state_dict(obj: object, path: str) -> Mapping[str, torch.Tensor]:
@@ -129,21 +204,42 @@ def _open_index(path: str) -> TensorSource:
     try:
         with open(path) as f:
             weight_map = json.load(f)['weight_map']
+        if not isinstance(weight_map, dict):
+            raise TypeError(f'weight_map is a {type(weight_map).__name__}')
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CheckpointReadError(f'{path} is not a sharded-checkpoint index with a '
                                   f"'weight_map': {exc}") from exc
-    folder = os.path.dirname(path)
-    shards: Dict[str, TensorSource] = {}
-    getters, shape_getters = {}, {}
-    for key, shard in weight_map.items():
-        if shard not in shards:
-            shard_path = os.path.join(folder, shard)
-            if not os.path.isfile(shard_path):
-                raise CheckpointReadError(f'Shard {shard_path} listed in {path} is missing; '
-                                          'download every shard of the checkpoint.')
-            shards[shard] = open_checkpoint(shard_path)
-        if key not in shards[shard]:
-            raise CheckpointReadError(f'{path} maps {key!r} to {shard}, which lacks it.')
-        getters[key] = (lambda s=shards[shard], k=key: s[k])
-        shape_getters[key] = (lambda s=shards[shard], k=key: s.shape(k))
+    shards = _LazyShards(path, weight_map)
+    getters = {key: (lambda k=key: shards.open(k)[k]) for key in weight_map}
+    shape_getters = {key: (lambda k=key: shards.open(k).shape(k)) for key in weight_map}
     return TensorSource(path, getters, shape_getters)
+
+
+class _LazyShards:
+    """The shards of an index, each opened (and checked) on first use."""
+
+    def __init__(self, index: str, weight_map: Dict[str, str]) -> None:
+        self.index = index
+        self.weight_map = weight_map
+        self.folder = os.path.dirname(index)
+        self._open: Dict[str, TensorSource] = {}
+
+    def open(self, key: str) -> TensorSource:
+        shard = self.weight_map[key]
+        if shard not in self._open:
+            held = sorted(k for k, s in self.weight_map.items() if s == shard)
+            shard_path = os.path.join(self.folder, shard)
+            if not os.path.isfile(shard_path):
+                more = f' ... (+{len(held) - _SHOWN} more)' if len(held) > _SHOWN else ''
+                raise CheckpointReadError(
+                    f'Shard {shard_path} listed in {self.index} is missing, and {key!r} is '
+                    f'read from it. It holds {len(held)} tensors: '
+                    f'{", ".join(held[:_SHOWN])}{more}. Download that shard (only the '
+                    'shards holding the tensors being loaded are needed).')
+            source = open_checkpoint(shard_path)
+            lacking = [k for k in held if k not in source]
+            if lacking:
+                raise CheckpointReadError(f'{self.index} maps {lacking[0]!r} to {shard}, which '
+                                          'lacks it: the index and its shards do not match.')
+            self._open[shard] = source
+        return self._open[shard]

@@ -1,39 +1,78 @@
-"""Write state dicts (backbone or whole model) as safetensors files of this project."""
+"""Write state dicts (backbone or whole model) as checkpoint files of this project."""
+import json
 import os
 import tempfile
-from typing import Mapping
+from typing import Callable, Mapping, Optional, Sequence
 
 import torch
 from safetensors.torch import save_file
 
 from .key_maps import backbone_key_map
-from .readers import open_checkpoint
+from .loader import CheckpointMismatchError, MatchReport, mismatch_message
+from .readers import DATASET_META_KEY, open_checkpoint, renamed_source
+from .segmentor_keys import dataset_meta_from, segmentor_key_map
 
 FORMAT_TAG = 'mmseg_internvit-backbone'
+MODEL_FORMAT_TAG = 'mmseg_internvit-model'
+MODEL_SUFFIXES = ('.safetensors', '.pth')
 
 
-def check_output_path(dst: str) -> str:
+def check_output_path(dst: str, suffixes: Sequence[str] = ('.safetensors',)) -> str:
     """Validate an output path before any (possibly long) read; return its folder."""
-    if not str(dst).endswith('.safetensors'):
-        raise ValueError(f'output {dst} must end with .safetensors')
+    if not str(dst).endswith(tuple(suffixes)):
+        raise ValueError(f'output {dst} must end with {" or ".join(suffixes)}')
     folder = os.path.dirname(os.path.abspath(dst))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f'Output folder {folder} does not exist; create it first.')
     return folder
 
 
-def save_backbone_safetensors(state: Mapping[str, torch.Tensor], dst: str) -> None:
-    """Save ``state`` to ``dst`` atomically: temp file, then rename."""
-    folder = check_output_path(dst)
-    tensors = {k: v.detach().contiguous() for k, v in state.items()}
-    fd, tmp = tempfile.mkstemp(suffix='.safetensors.tmp', dir=folder)
+def _write_atomically(dst: str, write: Callable[[str], None]) -> None:
+    folder = os.path.dirname(os.path.abspath(dst))
+    fd, tmp = tempfile.mkstemp(suffix='.tmp', prefix='.' + os.path.basename(dst), dir=folder)
     os.close(fd)
     try:
-        save_file(tensors, tmp, metadata={'format': FORMAT_TAG})
+        write(tmp)
         os.replace(tmp, dst)
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def save_backbone_safetensors(state: Mapping[str, torch.Tensor], dst: str,
+                              dataset_meta: Optional[dict] = None) -> None:
+    """Save ``state`` to ``dst`` atomically: temp file, then rename.
+
+    Args:
+        state: Tensors to write (a backbone's or a whole model's).
+        dst: ``.safetensors`` path.
+        dataset_meta: Classes and palette of a whole model, kept as JSON in the
+            file's metadata (read back by the loaders and by mmengine).
+    """
+    check_output_path(dst)
+    tensors = {k: v.detach().contiguous() for k, v in state.items()}
+    metadata = {'format': FORMAT_TAG if dataset_meta is None else MODEL_FORMAT_TAG}
+    if dataset_meta is not None:
+        metadata[DATASET_META_KEY] = json.dumps(dataset_meta)
+    _write_atomically(dst, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def save_model_checkpoint(state: Mapping[str, torch.Tensor], dst: str,
+                          dataset_meta: Optional[dict] = None) -> None:
+    """Save a whole model as ``.safetensors`` or as an mmengine ``.pth``
+    (``{'meta': {'dataset_meta': ...}, 'state_dict': ...}``), atomically."""
+    check_output_path(dst, MODEL_SUFFIXES)
+    if dst.endswith('.safetensors'):
+        save_backbone_safetensors(state, dst, dataset_meta)
+        return
+    meta = {} if dataset_meta is None else {'dataset_meta': dataset_meta}
+    checkpoint = {'meta': meta, 'state_dict': {k: v.detach().contiguous()
+                                               for k, v in state.items()}}
+    _write_atomically(dst, lambda tmp: torch.save(checkpoint, tmp))
+
+
+def _cast(tensor: torch.Tensor, dtype: Optional[torch.dtype]) -> torch.Tensor:
+    return tensor.to(dtype) if dtype is not None and tensor.is_floating_point() else tensor
 
 
 def convert_to_safetensors(src: str, dst: str, dtype: torch.dtype = None) -> str:
@@ -44,14 +83,47 @@ def convert_to_safetensors(src: str, dst: str, dtype: torch.dtype = None) -> str
     """
     check_output_path(dst)
     source = open_checkpoint(src)
-    fmt, mapping, _ = backbone_key_map(source.keys())
-    if 'cls_token' not in mapping:
-        raise ValueError(f'{src} (format {fmt!r}) has no InternViT cls_token: not an '
+    key_map = backbone_key_map(source.keys())
+    if key_map.incomplete:
+        report = MatchReport(incomplete=key_map.incomplete)
+        raise CheckpointMismatchError(mismatch_message(
+            report, f'{src} (format {key_map.format!r}) cannot be converted.',
+            key_map.mapping, []))
+    if 'cls_token' not in key_map.mapping:
+        raise ValueError(f'{src} (format {key_map.format!r}) has no InternViT cls_token: not an '
                          'InternViT checkpoint, or its backbone is under a prefix other '
                          "than 'backbone.'.")
-    state = {}
-    for ours, key in mapping.items():
-        tensor = source[key]
-        state[ours] = tensor.to(dtype) if dtype is not None else tensor
-    save_backbone_safetensors(state, dst)
-    return fmt
+    ours = renamed_source(source, key_map.mapping)
+    save_backbone_safetensors({k: _cast(ours[k], dtype) for k in ours.keys()}, dst)
+    return key_map.format
+
+
+def is_released_segmentor(src: str) -> bool:
+    """Whether ``src`` is a segmentor in the released upstream (mmseg 0.30) layout."""
+    return segmentor_key_map(open_checkpoint(src).keys())[0] == 'upstream-segmentor'
+
+
+def convert_segmentor(src: str, dst: str, dtype: torch.dtype = None) -> int:
+    """Write a released upstream segmentor as a checkpoint of our layout.
+
+    Keys are renamed to our configs' (FPN -> ``neck.scales``, linear-probe
+    BN -> ``decode_head.bn``), ``CLASSES``/``PALETTE`` become ``dataset_meta``.
+
+    Args:
+        src: The released ``.pth``.
+        dst: ``.safetensors`` or ``.pth`` output (mmengine layout).
+        dtype: Cast floating tensors (default: keep; upstream's backbone is bf16).
+
+    Returns:
+        The number of tensors written.
+    """
+    check_output_path(dst, MODEL_SUFFIXES)
+    source = open_checkpoint(src)
+    fmt, mapping = segmentor_key_map(source.keys())
+    if fmt != 'upstream-segmentor':
+        raise ValueError(f'{src} is not a released upstream segmentor (no backbone.up1..4 FPN '
+                         'and no decode_head.norm linear probe); to convert its backbone, '
+                         'write a .safetensors output.')
+    state = {ours: _cast(source[key], dtype) for ours, key in mapping.items()}
+    save_model_checkpoint(state, dst, dataset_meta_from(source.meta))
+    return len(state)

@@ -10,13 +10,13 @@ import torch
 from mmcv.transforms import Compose
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
-from mmengine.runner import CheckpointLoader
 from mmengine.structures import PixelData
 from mmseg.apis import init_model
 from mmseg.registry import DATASETS, MODELS
 from mmseg.structures import SegDataSample
 
-from mmseg_internvit.checkpoint import CheckpointMismatchError
+from mmseg_internvit.checkpoint import load_model_weights
+from mmseg_internvit.models.backbones.intern_vit import is_auto_arch
 from .image_io import read_image
 
 DTYPES = {'fp32': 'float32', 'bf16': 'bfloat16', 'fp16': 'float16'}
@@ -26,11 +26,13 @@ ImageInput = Union[str, os.PathLike, np.ndarray]
 def prepare_config(config: Union[str, Config], tile: Optional[Sequence[int]] = None,
                    stride: Optional[Sequence[int]] = None, crop_batch: Optional[int] = None,
                    dtype: Optional[str] = None, cfg_options: Optional[dict] = None,
-                   full_size_logits: bool = True) -> Config:
+                   checkpoint: Optional[str] = None, full_size_logits: bool = True) -> Config:
     """Load ``config`` and apply the inference overrides.
 
     Args:
         config: Config path or object (a copy is changed).
+        checkpoint: The whole-model checkpoint to be loaded; a backbone with
+            ``arch='auto'`` reads its architecture from it.
         cfg_options: Entries merged into the config first (``{'a.b': 1}``).
         tile: Sliding-window crop ``(h, w)``; switches ``test_cfg`` to slide mode.
         stride: Window stride ``(h, w)``; defaults to the config's stride, or
@@ -78,9 +80,15 @@ def prepare_config(config: Union[str, Config], tile: Optional[Sequence[int]] = N
             raise ValueError(f'--dtype sets model.backbone.dtype, but model {model.type} '
                              'has no backbone')
         model.backbone.dtype = DTYPES[dtype]
-    # The checkpoint holds every weight: do not read the backbone's pretrained file.
-    if isinstance(model.get('backbone'), dict) and 'init_cfg' in model.backbone:
-        model.backbone.init_cfg = None
+    # The checkpoint holds every weight: do not read the backbone's pretrained
+    # file, except to learn its architecture from the checkpoint itself.
+    backbone = model.get('backbone')
+    if isinstance(backbone, dict) and is_auto_arch(backbone.get('arch')):
+        if checkpoint is None:
+            raise ValueError("the backbone's arch='auto' needs the checkpoint to read it from")
+        backbone.init_cfg = dict(type='Pretrained', checkpoint=str(checkpoint))
+    elif isinstance(backbone, dict) and 'init_cfg' in backbone:
+        backbone.init_cfg = None
     return cfg
 
 
@@ -89,45 +97,6 @@ def _pair(name: str, value: Sequence[int]) -> Tuple[int, int]:
     if len(value) != 2 or min(value) < 1:
         raise ValueError(f'{name} must be two positive ints (H W), got {value}')
     return value
-
-
-def read_state_dict(checkpoint: str) -> Tuple[dict, dict]:
-    """``(state_dict, meta)`` of an mmengine (or plain ``state_dict``) checkpoint."""
-    if '://' not in checkpoint and not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'checkpoint {checkpoint} does not exist')
-    loaded = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu', logger='silent')
-    if not isinstance(loaded, dict):
-        raise CheckpointMismatchError(f'checkpoint {checkpoint} holds a {type(loaded).__name__}, '
-                                      'not a state dict')
-    state = loaded.get('state_dict', loaded)
-    state = {k[len('module.'):] if k.startswith('module.') else k: v
-             for k, v in state.items()}
-    return state, loaded.get('meta') or {}
-
-
-def check_state_dict(model: torch.nn.Module, state: dict, checkpoint: str) -> None:
-    """Raise if ``state`` cannot fully initialise ``model`` (shapes or missing keys).
-
-    Raises:
-        CheckpointMismatchError: naming the first mismatching key and both shapes.
-    """
-    own = model.state_dict()
-    for key, value in state.items():
-        if key in own and tuple(value.shape) != tuple(own[key].shape):
-            hint = ''
-            if key.startswith(('decode_head.conv_seg.', 'auxiliary_head.conv_seg.')):
-                hint = (f' (the checkpoint predicts {value.shape[0]} classes, the config '
-                        f'{own[key].shape[0]}: set model.decode_head.num_classes or use the '
-                        'config the checkpoint was trained with)')
-            raise CheckpointMismatchError(
-                f'checkpoint {checkpoint} does not fit the config: {key} has shape '
-                f'{tuple(value.shape)} in the checkpoint but {tuple(own[key].shape)} in the '
-                f'model{hint}')
-    missing = [k for k in own if k not in state]
-    if missing:
-        raise CheckpointMismatchError(
-            f'checkpoint {checkpoint} lacks {len(missing)} of the model\'s {len(own)} weights '
-            f'(e.g. {", ".join(missing[:3])}): it was not trained with this config')
 
 
 def dataset_meta(cfg: Config, checkpoint_meta: dict, num_classes: int) -> dict:
@@ -199,8 +168,11 @@ class Segmenter:
 
     Args:
         config: Config path or object.
-        checkpoint: mmengine checkpoint trained with this config. Every model
-            weight must be in it, with the model's shape.
+        checkpoint: Checkpoint trained with this config: an mmengine file
+            (``.pth``/``.safetensors``), a DeepSpeed folder, or a segmentor
+            released with InternViT-6B. Every model weight must be in it, with
+            the model's shape, and nothing else (see
+            :func:`~mmseg_internvit.checkpoint.load_model_weights`).
         device: ``'cpu'``, ``'cuda'``, ``'cuda:1'``...; default CUDA if available.
         batch_size: Images per forward (images of different sizes are run in
             separate forwards).
@@ -225,21 +197,22 @@ class Segmenter:
             raise FileNotFoundError(f'config {config} does not exist')
         if batch_size < 1:
             raise ValueError(f'batch_size must be >= 1, got {batch_size}')
+        checkpoint = os.fspath(checkpoint)
+        if '://' not in checkpoint and not osp.exists(checkpoint):
+            raise FileNotFoundError(f'checkpoint {checkpoint} does not exist')
         # TTA averages the views' logits at the image size: only then are
         # full-size logits needed.
         self.cfg = prepare_config(str(config) if not isinstance(config, Config) else config,
-                                  tile, stride, crop_batch, dtype, cfg_options,
+                                  tile, stride, crop_batch, dtype, cfg_options, checkpoint,
                                   full_size_logits=tta)
         self.batch_size = batch_size
         self.tta = tta
         self.keep_probs = keep_probs
         self.device = device or default_device()
-        state, meta = read_state_dict(str(checkpoint))
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')  # mmseg's deprecation chatter while building
             model = init_model(self.cfg, None, device='cpu')
-        check_state_dict(model, state, str(checkpoint))
-        model.load_state_dict(state, strict=False)  # unexpected extras (e.g. EMA) are fine
+        meta = load_model_weights(model, checkpoint)
         model.dataset_meta = dataset_meta(self.cfg, meta, model.decode_head.num_classes)
         self.model = model.to(self.device).eval()
         self.tta_model = None

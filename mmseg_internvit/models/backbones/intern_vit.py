@@ -21,7 +21,8 @@ ARCH_ZOO: Dict[str, dict] = {
     '6b': dict(embed_dims=3200, num_layers=48, num_heads=25, feedforward_channels=12800,
                qk_normalization=True, norm_type='rms', qkv_bias=False,
                layer_scale_init=0.1, pretrain_size=224),
-    # InternViT-6B-448px-V1-0 / V1-2 / V1-5 / V2-5: same width, 45 layers.
+    # InternViT-6B-448px-V1-2 / V1-5 / V2-5: same width, 45 layers. (V1-0 has
+    # 48 layers at 448px: no preset, arch='auto' reads it from the checkpoint.)
     '6b-448': dict(embed_dims=3200, num_layers=45, num_heads=25, feedforward_channels=12800,
                    qk_normalization=True, norm_type='rms', qkv_bias=False,
                    layer_scale_init=0.1, pretrain_size=448),
@@ -34,12 +35,30 @@ ARCH_ZOO: Dict[str, dict] = {
 DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
 
 
-def resolve_arch(arch: Union[str, dict]) -> dict:
-    """Return the full arch dict for a preset name or a user dict."""
+def is_auto_arch(arch: Union[str, dict]) -> bool:
+    """Whether ``arch`` asks for the architecture to be read from the checkpoint."""
+    return arch == 'auto' or (isinstance(arch, dict) and bool(arch.get('auto')))
+
+
+def resolve_arch(arch: Union[str, dict], checkpoint: Optional[str] = None,
+                 patch_size: int = 14) -> dict:
+    """Return the full arch dict for a preset name, a user dict or ``'auto'``.
+
+    ``'auto'`` (or a dict with ``auto=True`` plus the arch keys it fixes, e.g.
+    ``num_heads``) reads the architecture from ``checkpoint``.
+    """
+    if is_auto_arch(arch):
+        if not checkpoint:
+            raise ValueError("arch='auto' reads the architecture from the checkpoint: give "
+                             "init_cfg=dict(type='Pretrained', checkpoint=PATH), or name the "
+                             f'arch ({sorted(ARCH_ZOO)} or a dict with keys {ARCH_KEYS})')
+        from mmseg_internvit.checkpoint.arch_detect import read_arch
+        fixed = {k: v for k, v in arch.items() if k != 'auto'} if isinstance(arch, dict) else {}
+        return resolve_arch(read_arch(checkpoint, patch_size, fixed))
     if isinstance(arch, str):
         if arch not in ARCH_ZOO:
             raise ValueError(f'Unknown InternViT arch {arch!r}; use one of '
-                             f'{sorted(ARCH_ZOO)} or a dict with keys {ARCH_KEYS}')
+                             f"{sorted(ARCH_ZOO)}, 'auto' or a dict with keys {ARCH_KEYS}")
         return dict(ARCH_ZOO[arch])
     missing = set(ARCH_KEYS) - set(arch)
     extra = set(arch) - set(ARCH_KEYS)
@@ -149,7 +168,10 @@ class InternViT(BaseModule):
 
     Args:
         arch: ``'6b'`` (224px, 48 layers), ``'6b-448'`` (448px, 45 layers),
-            ``'300m'`` or a dict with the keys of :data:`ARCH_KEYS`.
+            ``'300m'``, a dict with the keys of :data:`ARCH_KEYS`, or
+            ``'auto'``: read from the ``init_cfg`` checkpoint (its
+            ``config.json`` and tensor shapes; ``dict(auto=True, num_heads=N)``
+            states what the checkpoint cannot tell).
         patch_size: Patch side in pixels.
         in_channels: Image channels.
         out_indices: Blocks whose outputs are returned (0-based, negative counts
@@ -161,6 +183,12 @@ class InternViT(BaseModule):
         dtype: ``'float32'``, ``'bfloat16'`` or ``'float16'``: the parameters'
             and computation dtype. Outputs are always float32 so heads run fp32.
         attn_impl: ``'sdpa'`` (fused) or ``'naive'`` (N x N reference).
+        pos_embed_grid: Side of the stored position-embedding grid (default:
+            the arch's pretraining grid, ``pretrain_size // patch_size``). A
+            checkpoint whose ``pos_embed`` holds another square grid replaces
+            it on loading (the released segmentors store 36 for 504 px crops),
+            so this matters where the model is wrapped before it is loaded
+            (FSDP) or trained from scratch.
         init_cfg: ``dict(type='Pretrained', checkpoint=PATH)`` loads any
             supported checkpoint format (see ``mmseg_internvit.checkpoint``).
     """
@@ -175,10 +203,12 @@ class InternViT(BaseModule):
                  with_cp: bool = False,
                  dtype: str = 'float32',
                  attn_impl: str = 'sdpa',
+                 pos_embed_grid: Optional[int] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=None)
         self.pretrained_cfg = _check_init_cfg(init_cfg)
-        self.arch_settings = resolve_arch(arch)
+        self.arch_settings = resolve_arch(
+            arch, (self.pretrained_cfg or {}).get('checkpoint'), patch_size)
         s = self.arch_settings
         if dtype not in DTYPES:
             raise ValueError(f'dtype must be one of {sorted(DTYPES)}, got {dtype!r}')
@@ -189,7 +219,10 @@ class InternViT(BaseModule):
         self.with_cp = with_cp
         self.dtype = DTYPES[dtype]
         self.out_indices = self._normalize_out_indices(out_indices)
-        pretrain_grid = s['pretrain_size'] // patch_size
+        if pos_embed_grid is not None and pos_embed_grid < 1:
+            raise ValueError(f'pos_embed_grid must be >= 1, got {pos_embed_grid}')
+        pretrain_grid = pos_embed_grid or s['pretrain_size'] // patch_size
+        # The grid pos_embed is stored at (changes when a checkpoint brings another).
         self.pretrain_grid = (pretrain_grid, pretrain_grid)
 
         dpr = torch.linspace(0, drop_path_rate, self.num_layers, device='cpu').tolist()
@@ -239,6 +272,41 @@ class InternViT(BaseModule):
                 module.reset_parameters()
             elif isinstance(module, LayerScale):
                 nn.init.constant_(module.gamma, self.arch_settings['layer_scale_init'])
+
+    def grid_for_pos_embed(self, shape: Sequence[int]) -> Optional[int]:
+        """Side of the square grid a stored ``pos_embed`` of ``shape`` holds, if it
+        differs from ours and can be adopted (same width, cls + a square grid)."""
+        if len(shape) != 3 or shape[0] != 1 or shape[2] != self.embed_dims:
+            return None
+        side = math.isqrt(max(shape[1] - 1, 0))
+        if side < 1 or side * side != shape[1] - 1 or (side, side) == self.pretrain_grid:
+            return None
+        return side
+
+    def set_pos_embed_grid(self, side: int) -> None:
+        """Store the position embedding for a ``side`` x ``side`` grid (+ cls).
+
+        The tensor is re-allocated in place (same Parameter object, so an
+        optimizer built already still holds it) with unwritten values: a
+        checkpoint is about to fill it. The forward resizes from this grid to
+        the input's, so a checkpoint's own grid is used as is, never resized
+        back and forth.
+        """
+        if (side, side) == self.pretrain_grid:
+            return
+        old = self.pos_embed
+        old.data = torch.empty((1, 1 + side * side, self.embed_dims), dtype=old.dtype,
+                               device=old.device)
+        self.pretrain_grid = (side, side)
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:
+        # Plain load_state_dict / mmengine's load_checkpoint: adopt the stored grid.
+        stored = state_dict.get(prefix + 'pos_embed')
+        if isinstance(stored, torch.Tensor):
+            side = self.grid_for_pos_embed(tuple(stored.shape))
+            if side is not None:
+                self.set_pos_embed_grid(side)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def init_weights(self) -> None:
         """Load the configured checkpoint, or apply the random init."""

@@ -1,0 +1,130 @@
+"""Load a whole segmentor (backbone, neck, heads) from a checkpoint, strictly.
+
+Reads this project's mmengine checkpoints (``.pth``, ``.safetensors``,
+``module.``-prefixed), DeepSpeed / FSDP outputs (``mp_rank_00_model_states.pt``
+or a ZeRO folder, FSDP full state dicts) and the segmentors released with
+InternViT-6B (mmseg 0.30 layout, renamed on read, see ``segmentor_keys.py``).
+"""
+import os
+import os.path as osp
+from typing import List
+
+import torch.nn as nn
+
+from .loader import (MatchReport, arch_hint, describe_backbone, load_checked,
+                     stored_name)
+from .readers import (TensorSource, open_checkpoint, renamed_source,
+                      source_from_state_dict, unwrap_state_dict)
+from .segmentor_keys import dataset_meta_from, head_kind, segmentor_key_map
+
+
+def open_model_checkpoint(path: str) -> TensorSource:
+    """Open a whole-model checkpoint: a file, a DeepSpeed ZeRO folder or a URL."""
+    path = os.fspath(path)
+    if '://' in path:
+        # Remote files go through mmengine's loaders (http, s3, ...).
+        from mmengine.runner import CheckpointLoader
+        loaded = CheckpointLoader.load_checkpoint(path, map_location='cpu', logger='silent')
+        meta = loaded.get('meta') if isinstance(loaded, dict) else None
+        return source_from_state_dict(path, unwrap_state_dict(loaded, path), meta)
+    from .consolidate import is_deepspeed_checkpoint, load_model_state
+    if is_deepspeed_checkpoint(path):
+        return source_from_state_dict(path, load_model_state(path))
+    if osp.isdir(path):
+        load_model_state(path)  # raises the folder's specific error (FSDP shards, ...)
+    return open_checkpoint(path)
+
+
+def load_model_weights(model: nn.Module, path: str) -> dict:
+    """Copy every weight of the segmentor checkpoint ``path`` into ``model``, or raise.
+
+    Every key and shape is checked before anything is copied: a missing,
+    unexpected or mis-shaped key raises
+    :class:`~mmseg_internvit.checkpoint.CheckpointMismatchError` naming all of
+    them with hints (class count, head type, backbone arch), and the model is
+    left untouched. Tensors are read one at a time and cast to the model's
+    dtypes. A backbone ``pos_embed`` stored for another square grid (the
+    released segmentors keep the 36 x 36 grid of 504 px crops) is adopted.
+
+    Args:
+        model: A segmentor built from its config (e.g. mmseg's ``EncoderDecoder``).
+        path: Checkpoint file, DeepSpeed ZeRO folder or URL.
+
+    Returns:
+        The checkpoint's meta, with ``dataset_meta`` (classes, palette) when
+        the checkpoint records it (mmseg 0.x ``CLASSES``/``PALETTE`` converted),
+        and ``format`` (``'mmengine'`` or ``'upstream-segmentor'``).
+    """
+    return _load(model, path, copy=True)
+
+
+def check_checkpoint_fits(model: nn.Module, path: str) -> dict:
+    """Raise :class:`CheckpointMismatchError` unless ``path`` fits ``model`` exactly.
+
+    The same checks as :func:`load_model_weights` (only shapes are read), so
+    evaluation tools can refuse a misfit before reading any data.
+
+    Returns:
+        The checkpoint's meta, as :func:`load_model_weights`.
+    """
+    return _load(model, path, copy=False)
+
+
+def _load(model: nn.Module, path: str, copy: bool) -> dict:
+    source = open_model_checkpoint(path)
+    fmt, mapping = segmentor_key_map(source.keys())
+    ours = renamed_source(source, mapping)
+    header = f'Checkpoint {source.description} (format {fmt!r}) does not fit the model.'
+    load_checked(model, ours, mapping, header,
+                 lambda report: _hints(model, ours, mapping, report), copy=copy)
+    meta = dict(source.meta)
+    found = dataset_meta_from(meta)
+    if found is not None:
+        meta['dataset_meta'] = found
+    meta['format'] = fmt
+    return meta
+
+
+def _hints(model: nn.Module, source: TensorSource, mapping: dict,
+           report: MatchReport) -> List[str]:
+    hints = []
+    for name, stored, own in report.mismatched:
+        head = name.split('.')[0]
+        if name.endswith('conv_seg.weight'):
+            hints.append(f'The checkpoint predicts {stored[0]} classes, the config {own[0]}: '
+                         f'set model.{head}.num_classes={stored[0]}, or use the config the '
+                         'checkpoint was trained with.')
+        elif name == 'auxiliary_head.convs.0.conv.weight':
+            hints.append(f'The checkpoint\'s auxiliary head has {stored[0]} channels, the '
+                         f'config\'s {own[0]}: set model.auxiliary_head.channels={stored[0]}.')
+    hints += _head_hints(model, source)
+    if any(k.startswith('backbone.') for k in _problem_keys(report, mapping)):
+        backbone = getattr(model, 'backbone', None)
+        if backbone is not None:
+            hints.append(arch_hint(backbone, describe_backbone(source, 'backbone.')))
+    return hints
+
+
+def _head_hints(model: nn.Module, source: TensorSource) -> List[str]:
+    stored = head_kind(source.keys())
+    built = type(getattr(model, 'decode_head', None)).__name__
+    hints = []
+    if stored is not None and stored != built:
+        what = {'LinearProbeHead': 'a linear-probe file (decode_head.bn / upstream '
+                                   'decode_head.norm + conv_seg)',
+                'UPerHead': 'a UPerNet file'}.get(stored, f'a {stored} file')
+        hints.append(f'This is {what} but the config builds a {built}: use the matching '
+                     'config (linear_* for linear probes, upernet_* for UPerNet files).')
+    has_aux = any(k.startswith('auxiliary_head.') for k in source.keys())
+    builds_aux = getattr(model, 'with_auxiliary_head', False)
+    if builds_aux and not has_aux and stored == built:
+        hints.append('The checkpoint has no auxiliary head but the config builds one: '
+                     'set model.auxiliary_head=None.')
+    return hints
+
+
+def _problem_keys(report: MatchReport, mapping: dict) -> List[str]:
+    inverse = {stored_name(v): k for k, v in mapping.items()}
+    return (report.missing + [inverse.get(k, k) for k in report.unexpected]
+            + [name for name, _, _ in report.mismatched])
+

@@ -1,0 +1,70 @@
+"""The whole-model loader on this project's own layouts, and its strictness."""
+import json
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from conftest import assert_untouched, snapshot
+from test_released_segmentors import CLASSES, build_ours, tiny_config
+
+
+@pytest.fixture(scope='module')
+def linear_model():
+    return build_ours(tiny_config('linear'), seed=7)
+
+
+def _empty_model():
+    from mmseg.apis import init_model
+    cfg = tiny_config('linear')
+    return init_model(cfg, None, device='cpu')
+
+
+@pytest.mark.parametrize('layout', ['ddp-prefix', 'deepspeed-file', 'safetensors', 'mmengine'])
+def test_own_layouts_load_exactly(tmp_path, linear_model, layout):
+    from mmseg_internvit.checkpoint import load_model_weights
+    state = linear_model.state_dict()
+    meta = {'dataset_meta': {'classes': CLASSES}}
+    if layout == 'ddp-prefix':  # a state dict saved from a DDP-wrapped model
+        path = tmp_path / 'ddp.pth'
+        torch.save({'state_dict': {f'module.{k}': v for k, v in state.items()}, 'meta': meta},
+                   path)
+    elif layout == 'deepspeed-file':  # mp_rank_00_model_states.pt keeps the model under 'module'
+        path = tmp_path / 'mp_rank_00_model_states.pt'
+        torch.save({'module': dict(state), 'ds_version': '0.18.9', 'global_steps': 3,
+                    'param_shapes': [{'backbone.cls_token': torch.Size([1, 1, 64])}]}, path)
+        meta = {}
+    elif layout == 'safetensors':
+        path = tmp_path / 'model.safetensors'
+        save_file({k: v.contiguous() for k, v in state.items()}, path,
+                  metadata={'dataset_meta': json.dumps(meta['dataset_meta'])})
+    else:
+        path = tmp_path / 'iter_5.pth'
+        torch.save({'state_dict': dict(state), 'meta': meta}, path)
+    model = _empty_model()
+    found = load_model_weights(model, str(path))
+    assert found['format'] == 'mmengine'
+    if layout == 'deepspeed-file':
+        assert 'dataset_meta' not in found
+    else:
+        assert tuple(found['dataset_meta']['classes']) == CLASSES
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, state[key]), key
+
+
+def test_extra_and_missing_keys_are_listed_and_nothing_loads(tmp_path, linear_model):
+    from mmseg_internvit.checkpoint import CheckpointMismatchError, load_model_weights
+    state = dict(linear_model.state_dict())
+    state['ema.decode_head.conv_seg.weight'] = torch.zeros(1)
+    del state['backbone.blocks.0.attn.proj.bias']
+    path = tmp_path / 'extra.pth'
+    torch.save({'state_dict': state}, path)
+    model = _empty_model()
+    before = snapshot(model)
+    with pytest.raises(CheckpointMismatchError) as err:
+        load_model_weights(model, str(path))
+    msg = str(err.value)
+    assert 'Missing 1 keys: backbone.blocks.0.attn.proj.bias.' in msg
+    assert 'Unexpected 1 keys: ema.decode_head.conv_seg.weight.' in msg
+    assert 'The model was built with 4 blocks of width 64' in msg  # a backbone key is involved
+    assert_untouched(model, before)
