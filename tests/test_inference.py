@@ -2,6 +2,7 @@
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -248,3 +249,45 @@ def test_mmseg_inferencer_loads_smoke_checkpoint(tmp_path, sample_ade20k, smoke_
     assert "classes ('wall', 'building')" in run.stdout
     pred = np.asarray(Image.open(tmp_path / 'out' / 'pred' / '00000000_pred.png'))
     assert pred.shape[:2] == (height, width)
+
+
+BIG_PHOTO_SCRIPT = '''
+import resource, sys
+import numpy as np
+from PIL import Image
+import mmseg_internvit  # noqa: F401
+from mmseg_internvit.inference import Segmenter, expand_inputs, run_inference
+
+config, checkpoint, folder = sys.argv[1:4]
+height, width = 2000, 3000  # 6 MP: mmseg's full-size logits would be 3.6 GB
+y, x = np.mgrid[0:height, 0:width]
+Image.fromarray(np.dstack([x % 256, y % 256, (x + y) % 256]).astype(np.uint8)).save(
+    folder + '/big.png')
+Image.fromarray(np.full((60, 90, 3), 128, np.uint8)).save(folder + '/small.png')
+seg = Segmenter(config, checkpoint, device='cpu', keep_probs=True)
+peak_kb = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+summary = run_inference(seg, expand_inputs([folder + '/small.png']), folder + '/out',
+                        save_logits=True, save_areas=True)
+before = peak_kb()
+summary = run_inference(seg, expand_inputs([folder + '/big.png']), folder + '/out',
+                        save_logits=True, save_areas=True)
+print('done', summary.done, 'growth_mb', (peak_kb() - before) / 1024)
+'''
+
+
+def test_big_photo_memory_grows_with_the_photo_not_the_classes(tmp_path, smoke_checkpoint):
+    """A 6 MP photo with --save-logits: peak memory grows by far less than one full-size
+    float32 logit map (3.6 GB for 150 classes), and logits are saved at model resolution."""
+    script = tmp_path / 'big.py'
+    script.write_text(BIG_PHOTO_SCRIPT)
+    run = subprocess.run([sys.executable, str(script), SMOKE, smoke_checkpoint, str(tmp_path)],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    done, growth = re.search(r'done (\d+) growth_mb ([\d.]+)', run.stdout).groups()
+    assert int(done) == 1
+    assert float(growth) < 600, run.stdout  # photo, label, overlay, one band: ~150 MB here
+    probs = np.load(tmp_path / 'out' / 'big_logits.npz')['probs']
+    # The smoke test pipeline resizes to fit 256 x 128: the model saw 128 x 192.
+    assert probs.dtype == np.float16 and probs.shape == (NUM_CLASSES, 128, 192)
+    label = np.asarray(Image.open(tmp_path / 'out' / 'big_label.png'))
+    assert label.shape == (2000, 3000)

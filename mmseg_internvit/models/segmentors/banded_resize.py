@@ -61,7 +61,10 @@ def banded_label(logits: Tensor, size: Tuple[int, int], align_corners: bool = Fa
         stop = min(start + rows_per_band, out_h)
         top, bottom = logits[:, i0[start:stop]], logits[:, i1[start:stop]]
         band = torch.lerp(top, bottom, weight[start:stop, None].to(logits.dtype))
-        band = F.interpolate(band[None], size=(stop - start, out_w), mode='bilinear',
+        # Channels-last: torch's vectorised bilinear kernel and a contiguous
+        # argmax over classes, about twice as fast as channels-first on a CPU.
+        band = band[None].contiguous(memory_format=torch.channels_last)
+        band = F.interpolate(band, size=(stop - start, out_w), mode='bilinear',
                              align_corners=align_corners)[0]
         if binary:
             label[:, start:stop] = (band.sigmoid() > threshold).to(label.dtype)
