@@ -23,7 +23,8 @@ train_pipeline = [
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs'),
 ]
-# The 504-px protocol of the ADE20K configs, scaled to the 128-px sample images.
+# The 504-px protocol of the ADE20K configs, scaled to the 128-px sample images
+# (--tta keeps the ADE20K configs' own multi-scale pipeline, from 504 px up).
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='ShortSideResize', short_side=128),
@@ -31,19 +32,6 @@ test_pipeline = [
     dict(type='LoadAnnotations', reduce_zero_label=True),
     dict(type='CheckSegLabels', num_classes=150),
     dict(type='PackSegInputs'),
-]
-tta_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(
-        type='TestTimeAug',
-        transforms=[
-            [dict(type='ShortSideResize', short_side=int(128 * r)) for r in (1.0, 1.25, 1.5, 1.75)],
-            [dict(type='ResizeToMultiple', size_divisor=14)],
-            [dict(type='RandomFlip', prob=0., direction='horizontal'),
-             dict(type='RandomFlip', prob=1., direction='horizontal')],
-            [dict(type='LoadAnnotations')],
-            [dict(type='PackSegInputs')],
-        ])
 ]
 train_dataloader = dict(
     batch_size=4, num_workers=0, persistent_workers=False,
