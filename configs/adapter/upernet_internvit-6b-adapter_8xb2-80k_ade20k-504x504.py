@@ -27,4 +27,6 @@ model = dict(
         out_norm_cfg=norm_cfg),
     neck=None,
     decode_head=dict(in_channels=[3200, 3200, 3200, 3200]),
-    auxiliary_head=dict(in_channels=3200))
+    # ViT-Adapter's UPerNet configs keep upernet_r50's auxiliary head (level 2,
+    # 256 channels), not the 1536-channel one of InternViT's head tuning.
+    auxiliary_head=dict(in_channels=3200, in_index=2, channels=256))

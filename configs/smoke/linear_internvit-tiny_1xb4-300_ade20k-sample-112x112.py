@@ -23,9 +23,12 @@ train_pipeline = [
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs'),
 ]
+# The 504-px protocol of the ADE20K configs, scaled to the 128-px sample images
+# (--tta keeps the ADE20K configs' own multi-scale pipeline, from 504 px up).
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(256, 128), keep_ratio=True),
+    dict(type='ShortSideResize', short_side=128),
+    dict(type='ResizeToMultiple', size_divisor=14),
     dict(type='LoadAnnotations', reduce_zero_label=True),
     dict(type='CheckSegLabels', num_classes=150),
     dict(type='PackSegInputs'),
@@ -45,7 +48,9 @@ param_scheduler = [
     dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=20, end=max_iters),
 ]
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+# One checkpoint at the end, none kept as "best" (the ADE20K configs keep the
+# last two and the best, as upstream).
 default_hooks = dict(
     logger=dict(interval=50),
-    checkpoint=dict(interval=max_iters))
+    checkpoint=dict(interval=max_iters, max_keep_ckpts=-1, save_best=None))
 randomness = dict(seed=0)

@@ -1,12 +1,12 @@
 """Write state dicts (backbone or whole model) as checkpoint files of this project."""
 import json
 import os
-import tempfile
 from typing import Callable, Mapping, Optional, Sequence
 
 import torch
 from safetensors.torch import save_file
 
+from mmseg_internvit.atomic_io import publish, remove_path, temporary_path_beside
 from .key_maps import backbone_key_map
 from .loader import CheckpointMismatchError, MatchReport, mismatch_message
 from .readers import DATASET_META_KEY, open_checkpoint, renamed_source
@@ -28,14 +28,13 @@ def check_output_path(dst: str, suffixes: Sequence[str] = ('.safetensors',)) -> 
 
 
 def _write_atomically(dst: str, write: Callable[[str], None]) -> None:
-    folder = os.path.dirname(os.path.abspath(dst))
-    fd, tmp = tempfile.mkstemp(suffix='.tmp', prefix='.' + os.path.basename(dst), dir=folder)
-    os.close(fd)
+    """``write(tmp)`` beside ``dst``, then flush and rename: ``dst`` is whole or absent."""
+    tmp = temporary_path_beside(dst)
     try:
         write(tmp)
-        os.replace(tmp, dst)
+        publish(tmp, dst)
     except BaseException:
-        os.unlink(tmp)
+        remove_path(tmp)
         raise
 
 

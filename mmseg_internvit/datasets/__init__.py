@@ -1,7 +1,8 @@
 """Dataset helpers: a synthetic ADE20K-style sample and an ADE20K folder checker.
 
 The sample builder and checker import only numpy and Pillow; the pipeline
-check (an mmcv transform) is registered where mmcv is installed.
+steps (mmcv transforms: the label check and upstream's evaluation resize) are
+registered where mmcv is installed.
 """
 from importlib.util import find_spec
 
@@ -13,4 +14,5 @@ __all__ = ['ADE20KReport', 'SAMPLE_CLASSES_USED', 'SplitCounts',
 
 if find_spec('mmcv') is not None:
     from .label_check import CheckSegLabels  # noqa: F401
-    __all__.append('CheckSegLabels')
+    from .short_side_resize import ShortSideResize  # noqa: F401
+    __all__ += ['CheckSegLabels', 'ShortSideResize']

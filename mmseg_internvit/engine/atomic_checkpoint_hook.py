@@ -2,36 +2,64 @@
 
 mmengine 0.10.7's ``CheckpointHook`` first deletes the oldest checkpoint, then
 writes the new one in place under its final name, then points
-``last_checkpoint`` at it. A kill during the write leaves a truncated file under
-a name ``--resume`` picks and, with ``max_keep_ckpts=1``, no complete checkpoint
-at all. Here every save goes to ``<name>.partial`` in the same folder (every
-rank's DeepSpeed shards included), is flushed to disk, renamed to its final
-name in one step, and only then recorded in ``last_checkpoint`` (itself
-replaced atomically); outdated checkpoints are deleted last.
+``last_checkpoint`` at it; a new best checkpoint likewise replaces the old
+one only after deleting it. A kill during the write leaves a truncated file
+under a name ``--resume`` picks and, with ``max_keep_ckpts=1``, no complete
+checkpoint at all. Here:
+
+- every interval save goes to ``<name>.partial`` in the same folder (every
+  rank's DeepSpeed shards included), is flushed to disk, renamed to its final
+  name in one step, and only then recorded in ``last_checkpoint`` (itself
+  replaced atomically); outdated checkpoints are deleted last;
+- best-score checkpoints are written through :class:`AtomicLocalBackend`
+  (temporary file, flush, rename) and the previous best is deleted only once
+  the new one exists.
 """
 import os
 import os.path as osp
-from typing import Optional
+from typing import Optional, Union
 
 import torch.distributed as dist
 from mmengine.dist import is_main_process
-from mmengine.fileio import LocalBackend
+from mmengine.fileio import LocalBackend, register_backend
 from mmengine.hooks import CheckpointHook
 from mmengine.logging import print_log
 
+from mmseg_internvit.atomic_io import atomic_file, fsync_tree, remove_path
 from mmseg_internvit.registry import HOOKS
-from .checkpoint_files import PARTIAL_SUFFIX, fsync_tree, remove_path, write_text_atomically
+from .checkpoint_files import PARTIAL_SUFFIX
+
+ATOMIC_BACKEND = 'local_atomic'
+
+
+class AtomicLocalBackend(LocalBackend):
+    """mmengine's local file backend whose ``put`` never leaves a partial file."""
+
+    def put(self, obj: bytes, filepath: Union[str, os.PathLike]) -> None:
+        with atomic_file(os.fspath(filepath)) as f:
+            f.write(obj)
+
+
+register_backend(ATOMIC_BACKEND, AtomicLocalBackend, force=True)
 
 
 @HOOKS.register_module()
 class AtomicCheckpointHook(CheckpointHook):
     """``CheckpointHook`` with crash-safe saving (same arguments).
 
-    Only the local file system can rename atomically; for other storage
-    backends the stock behaviour is kept and a warning says so.
+    Only the local file system can rename atomically: for a remote ``out_dir``
+    (``s3://...``) or a user-chosen storage backend the stock behaviour is
+    kept and a warning says so.
     """
 
+    def __init__(self, *args, backend_args: Optional[dict] = None, **kwargs) -> None:
+        self._user_backend = backend_args is not None or 'file_client_args' in kwargs
+        super().__init__(*args, backend_args=backend_args, **kwargs)
+
     def before_train(self, runner) -> None:
+        local = '://' not in str(self.out_dir or runner.work_dir)
+        if local and not self._user_backend:
+            self.backend_args = {'backend': ATOMIC_BACKEND}
         super().before_train(runner)
         self._atomic = isinstance(self.file_backend, LocalBackend)
         if not self._atomic:
@@ -76,7 +104,8 @@ class AtomicCheckpointHook(CheckpointHook):
                 remove_path(final)
             os.replace(partial, final)
             fsync_tree(self.out_dir, recursive=False)
-            write_text_atomically(osp.join(runner.work_dir, 'last_checkpoint'), final)
+            with atomic_file(osp.join(runner.work_dir, 'last_checkpoint'), 'w') as f:
+                f.write(final)
             for old in outdated:
                 remove_path(osp.join(self.out_dir, self.filename_tmpl.format(old)))
         _barrier()
@@ -93,7 +122,36 @@ class AtomicCheckpointHook(CheckpointHook):
         runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
         return outdated
 
+    def _save_best_checkpoint(self, runner, metrics) -> None:
+        if not self.save_best or not getattr(self, '_atomic', False):
+            return super()._save_best_checkpoint(runner, metrics)
+        # The stock hook deletes the previous best before writing the new one:
+        # hide the previous paths from it and delete them once the new exist.
+        previous = self._best_paths()
+        self._set_best_paths({key: None for key in previous})
+        try:
+            super()._save_best_checkpoint(runner, metrics)
+        finally:
+            current = self._best_paths()
+            self._set_best_paths({key: current[key] or previous[key] for key in previous})
+        if is_main_process():
+            for key, old in previous.items():
+                if old and current[key] and current[key] != old:
+                    remove_path(old)
+                    runner.logger.info(f'The previous best checkpoint {old} is removed')
 
-def _barrier(group: Optional[object] = None) -> None:
+    def _best_paths(self) -> dict:
+        if len(self.key_indicators) == 1:
+            return {None: self.best_ckpt_path}
+        return dict(self.best_ckpt_path_dict)
+
+    def _set_best_paths(self, paths: dict) -> None:
+        if len(self.key_indicators) == 1:
+            self.best_ckpt_path = paths[None]
+        else:
+            self.best_ckpt_path_dict.update(paths)
+
+
+def _barrier() -> None:
     if dist.is_available() and dist.is_initialized():
-        dist.barrier(group)
+        dist.barrier()

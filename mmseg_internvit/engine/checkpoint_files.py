@@ -1,4 +1,4 @@
-"""Checkpoint files on disk: completeness, durable writes, and what to resume from.
+"""Checkpoint files on disk: which are complete, and which one to resume from.
 
 A training checkpoint is an mmengine ``.pth`` file (a zip archive written by
 ``torch.save``) or a DeepSpeed folder of such archives. A zip archive keeps its
@@ -8,8 +8,6 @@ that is how an incomplete checkpoint is recognised without reading it all.
 import os
 import os.path as osp
 import re
-import shutil
-import tempfile
 import zipfile
 from typing import List, Optional, Tuple
 
@@ -77,54 +75,3 @@ def find_resume_checkpoint(work_dir: str) -> Tuple[Optional[str], List[str]]:
             return path, skipped
         skipped.append(f'skipping checkpoint {path}: {problem}')
     return None, skipped
-
-
-def fsync_tree(path: str, recursive: bool = True) -> None:
-    """Flush a file, or a folder's entries (and with ``recursive`` its files), to disk."""
-    if osp.isdir(path):
-        if recursive:
-            for root, _, files in os.walk(path):
-                for name in files:
-                    _fsync(osp.join(root, name), os.O_RDONLY)
-        _fsync(path, os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0))
-    elif osp.exists(path):
-        _fsync(path, os.O_RDONLY)
-
-
-def _fsync(path: str, flags: int) -> None:
-    fd = os.open(path, flags)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_text_atomically(path: str, text: str) -> None:
-    """Replace ``path`` with ``text`` in one step (temp file in the same folder, rename)."""
-    folder = osp.dirname(osp.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=osp.basename(path) + '.', suffix='.tmp', dir=folder)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; follow the umask
-        with os.fdopen(fd, 'w') as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def remove_path(path: str) -> None:
-    """Delete a file or folder if it exists."""
-    if osp.isdir(path) and not osp.islink(path):
-        shutil.rmtree(path)
-    elif osp.lexists(path):
-        os.unlink(path)

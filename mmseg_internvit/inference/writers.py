@@ -4,16 +4,16 @@ A reader never sees a half-written output: until ``os.replace`` the data sits
 in a hidden ``.NAME.*.tmp`` file in the same folder (same file system, so the
 rename is atomic), which is removed again if writing fails.
 """
-import io
 import json
 import os
 import os.path as osp
 import tempfile
-from contextlib import contextmanager
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 from PIL import Image
+
+from mmseg_internvit.atomic_io import atomic_file
 
 
 class OutputDirError(ValueError):
@@ -38,31 +38,6 @@ def prepare_out_dir(path: str) -> str:
         raise OutputDirError(f'cannot write to output folder {path}: {e.strerror or e}; '
                              'pass a writable folder with --out-dir') from None
     return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-@contextmanager
-def atomic_file(path: str) -> Iterator[io.BufferedWriter]:
-    """Open a temporary file beside ``path``; on success rename it to ``path``."""
-    folder = osp.dirname(path) or '.'
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f'.{osp.basename(path)}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def write_label_png(path: str, label: np.ndarray, palette: Sequence[Sequence[int]]) -> None:

@@ -1,4 +1,7 @@
-# InternViT + SimpleFPN + mmseg's UPerHead and auxiliary FCNHead.
+# InternViT + SimpleFPN + mmseg's UPerHead and auxiliary FCNHead. Heads as
+# upstream's intern_vit_6b UPerNet configs: 1536 channels for both; the
+# auxiliary head reads level 2 (upernet_r50's default, kept by full tuning;
+# head tuning moves it to level 1).
 _base_ = './linear_probe_internvit.py'
 
 model = dict(
@@ -20,7 +23,7 @@ model = dict(
         type='FCNHead',
         in_channels=3200,
         in_index=2,
-        channels=256,
+        channels=1536,
         num_convs=1,
         concat_input=False,
         dropout_ratio=0.1,

@@ -1,0 +1,87 @@
+"""Files that are either complete or absent, whatever happens while writing them.
+
+Data goes to a hidden temporary file in the destination folder (same file
+system, so the final ``os.replace`` is atomic), is flushed to disk, takes the
+permissions the umask gives a new file, and only then gets its name. On any
+error, or a kill, nothing appears under the final name.
+"""
+import os
+import os.path as osp
+import shutil
+import tempfile
+from contextlib import contextmanager
+from typing import IO, Iterator
+
+
+def current_umask() -> int:
+    """The process umask (read by setting and restoring it)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def atomic_file(path: str, mode: str = 'wb') -> Iterator[IO]:
+    """Open a temporary file beside ``path``; on success it becomes ``path``.
+
+    Args:
+        path: Final file name; its folder is created if needed.
+        mode: ``'wb'`` or ``'w'``.
+    """
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f'.{osp.basename(path)}.', suffix='.tmp')
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600 files
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def temporary_path_beside(path: str, suffix: str = '.tmp') -> str:
+    """A new, empty, hidden file name in ``path``'s folder (for writers that take a name)."""
+    folder = osp.dirname(osp.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f'.{osp.basename(path)}.', suffix=suffix)
+    os.close(fd)
+    return tmp
+
+
+def publish(tmp: str, path: str) -> None:
+    """Flush the finished file ``tmp`` to disk and rename it to ``path`` (umask mode)."""
+    fsync_tree(tmp)
+    os.chmod(tmp, 0o666 & ~current_umask())
+    os.replace(tmp, path)
+
+
+def fsync_tree(path: str, recursive: bool = True) -> None:
+    """Flush a file, or a folder's entries (and with ``recursive`` its files), to disk."""
+    if osp.isdir(path):
+        if recursive:
+            for root, _, files in os.walk(path):
+                for name in files:
+                    _fsync(osp.join(root, name), os.O_RDONLY)
+        _fsync(path, os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0))
+    elif osp.exists(path):
+        _fsync(path, os.O_RDONLY)
+
+
+def _fsync(path: str, flags: int) -> None:
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_path(path: str) -> None:
+    """Delete a file or folder if it exists."""
+    if osp.isdir(path) and not osp.islink(path):
+        shutil.rmtree(path)
+    elif osp.lexists(path):
+        os.unlink(path)
