@@ -74,7 +74,9 @@ class AtomicCheckpointHook(CheckpointHook):
         if not osp.isdir(self.out_dir):
             return
         for name in sorted(os.listdir(self.out_dir)):
-            if name.endswith(PARTIAL_SUFFIX):
+            # `<name>.partial` (ours) or the hidden temporary file of an atomic write.
+            hidden_tmp = name.startswith('.') and name.endswith('.tmp') and '.pth' in name
+            if name.endswith(PARTIAL_SUFFIX) or hidden_tmp:
                 runner.logger.warning(f'Removing incomplete checkpoint {name} left by an '
                                       'interrupted save.')
                 remove_path(osp.join(self.out_dir, name))
