@@ -18,24 +18,26 @@ from mmengine.registry import STRATEGIES as MMENGINE_STRATEGIES
 from mmengine.registry import Registry
 
 SCOPE = 'mmseg_internvit'
+# A lookup in this scope before anything was registered (a config built with
+# default_scope='mmseg_internvit') imports the plugin: it registers everything.
 
 MODELS = Registry('model', parent=MMENGINE_MODELS, scope=SCOPE,
-                  locations=['mmseg_internvit.models'])
+                  locations=['mmseg_internvit.plugin'])
 OPTIM_WRAPPER_CONSTRUCTORS = Registry(
     'optimizer wrapper constructor', parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS,
-    scope=SCOPE, locations=['mmseg_internvit.engine'])
+    scope=SCOPE, locations=['mmseg_internvit.plugin'])
 OPTIM_WRAPPERS = Registry('optim_wrapper', parent=MMENGINE_OPTIM_WRAPPERS, scope=SCOPE,
-                          locations=['mmseg_internvit.engine'])
+                          locations=['mmseg_internvit.plugin'])
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope=SCOPE,
-                 locations=['mmseg_internvit.engine'])
+                 locations=['mmseg_internvit.plugin'])
 DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope=SCOPE,
-                    locations=['mmseg_internvit.datasets'])
+                    locations=['mmseg_internvit.plugin'])
 FUNCTIONS = Registry('function', parent=MMENGINE_FUNCTIONS, scope=SCOPE,
-                     locations=['mmseg_internvit.engine'])
+                     locations=['mmseg_internvit.plugin'])
 STRATEGIES = Registry('strategy', parent=MMENGINE_STRATEGIES, scope=SCOPE,
-                      locations=['mmseg_internvit.engine'])
+                      locations=['mmseg_internvit.plugin'])
 TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope=SCOPE,
-                      locations=['mmseg_internvit.datasets'])
+                      locations=['mmseg_internvit.plugin'])
 
 # (our registry, attribute name in the downstream library's registry module)
 _MIRRORED = ((MODELS, 'MODELS'), (DATASETS, 'DATASETS'), (TRANSFORMS, 'TRANSFORMS'),

@@ -16,7 +16,8 @@ SMOKE = os.path.join(ROOT, 'configs', 'smoke',
 @pytest.fixture(scope='module')
 def segmentors():
     """mmseg's EncoderDecoder and ours, same random weights, smoke config (crop 112, stride 70)."""
-    import mmseg_internvit  # noqa: F401
+    from mmseg_internvit import register_all_modules
+    register_all_modules()
     from mmseg.registry import MODELS
     cfg = Config.fromfile(SMOKE)
     cfg.model.decode_head.num_classes = 8  # full-size logit maps of 150 classes are slow here

@@ -142,7 +142,8 @@ def assert_no_broken_checkpoint(work_dir):
 
 
 def final_weights(work_dir, name=f'iter_{ITERS}.pth'):
-    import mmseg_internvit  # noqa: F401  (safe loading of mmengine checkpoints)
+    from mmseg_internvit import register_all_modules
+    register_all_modules()
     return torch.load(Path(work_dir) / name, weights_only=True)['state_dict']
 
 

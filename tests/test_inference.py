@@ -20,7 +20,8 @@ NUM_CLASSES = 150
 @pytest.fixture(scope='session')
 def smoke_checkpoint(tmp_path_factory):
     """An untrained smoke model saved the way mmengine's Runner saves (meta + message hub)."""
-    import mmseg_internvit  # noqa: F401
+    from mmseg_internvit import register_all_modules
+    register_all_modules()
     from mmengine.logging import MessageHub
     from mmengine.runner import save_checkpoint
     from mmseg.apis import init_model
@@ -170,8 +171,8 @@ def test_cli_end_to_end_with_bad_inputs(tmp_path, sample_ade20k, smoke_checkpoin
 
 
 def _main(argv):
-    from mmseg_internvit.inference.cli import main
-    return main([str(a) for a in argv])
+    from mmseg_internvit.apis.errors import run_tool
+    return run_tool('infer', [str(a) for a in argv])
 
 
 def test_cli_tta_bf16_tiles_and_probabilities(tmp_path, smoke_checkpoint, capsys):
@@ -255,7 +256,8 @@ BIG_PHOTO_SCRIPT = '''
 import resource, sys
 import numpy as np
 from PIL import Image
-import mmseg_internvit  # noqa: F401
+from mmseg_internvit import register_all_modules
+register_all_modules()
 from mmseg_internvit.inference import Segmenter, expand_inputs, run_inference
 
 config, checkpoint, folder = sys.argv[1:4]

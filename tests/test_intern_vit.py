@@ -1,4 +1,5 @@
 """InternViT backbone: shapes, out_indices, freezing, checkpointing, numerics."""
+import os
 import subprocess
 import sys
 
@@ -193,3 +194,29 @@ def test_import_prints_nothing():
     out = subprocess.run([sys.executable, '-c', 'import mmseg_internvit'],
                          capture_output=True, text=True, check=True)
     assert out.stdout == ''
+
+
+def test_importing_the_backbone_needs_no_mm_library():
+    """A bare GPU machine (torch, timm, mmengine) can import and run the backbone:
+    neither importing the package nor the backbone pulls in mmseg, mmdet or mmcv,
+    and nothing is registered or changed until register_all_modules()."""
+    code = ('import os, sys\n'
+            'import mmseg_internvit.models.backbones.intern_vit as m\n'
+            'import mmseg_internvit.datasets.ade20k_check\n'
+            'print(sorted(k for k in ("mmseg", "mmdet", "mmcv", "deepspeed") if k in sys.modules))\n'
+            'print(os.environ.get("DS_ACCELERATOR"))\n'
+            'from mmseg_internvit import register_all_modules\n'
+            'register_all_modules()\n'
+            'register_all_modules()  # idempotent\n'
+            'from mmseg.registry import MODELS\n'
+            'print(MODELS.get("InternViT") is m.InternViT)\n')
+    env = {k: v for k, v in os.environ.items() if k != 'DS_ACCELERATOR'}
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         check=True, env=env)
+    lines = out.stdout.splitlines()
+    assert lines[0] == '[]'
+    assert lines[1] == 'None'
+    assert lines[2] == 'True'
+    assert len(lines) == 3  # register_all_modules prints nothing either
+    if not torch.cuda.is_available():
+        assert 'Setting accelerator' not in out.stderr

@@ -12,7 +12,9 @@ def _dataset(root):
     from mmengine.registry import init_default_scope
     from mmseg.registry import DATASETS
 
-    import mmseg_internvit  # noqa: F401
+    from mmseg_internvit import register_all_modules
+
+    register_all_modules()
     cfg = Config.fromfile(os.path.join(os.path.dirname(os.path.dirname(__file__)), 'configs',
                                        '_base_', 'datasets', 'ade20k_504x504.py'))
     init_default_scope('mmseg')

@@ -4,7 +4,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mmseg_internvit.engine import launch
+from mmseg_internvit.apis import launch
 
 
 def _cfg(**kwargs):
@@ -67,13 +67,20 @@ def test_zero3_folder_with_several_processes_is_refused(tmp_path):
 def test_testing_adaptations(tmp_path):
     folder = tmp_path / 'iter_4.pth'
     folder.mkdir()
-    zero2 = _cfg(runner_type='FlexibleRunner',
+    # Several processes on a ZeRO-2 folder: DeepSpeed at stage 0 loads it.
+    zero2 = _cfg(launcher='pytorch', runner_type='FlexibleRunner',
                  strategy=dict(type='DeepSpeedStrategy', zero_optimization=dict(stage=2)))
-    assert launch.adapt_for_testing(zero2, str(folder)) == str(folder)
-    assert zero2.strategy.zero_optimization.stage == 0
+    assert launch.adapt_for_testing(zero2, str(folder)) is False
+    assert zero2.strategy.zero_optimization.stage == 0 and zero2.load_from == str(folder)
+    # One process on the same folder (no MPI, no DeepSpeed engine): the plain
+    # Runner, weights reassembled and loaded by the tool.
+    alone = _cfg(runner_type='FlexibleRunner',
+                 strategy=dict(type='DeepSpeedStrategy', zero_optimization=dict(stage=2)))
+    assert launch.adapt_for_testing(alone, str(folder)) is True
+    assert 'runner_type' not in alone and 'strategy' not in alone and alone.load_from is None
     single = tmp_path / 'model.safetensors'
     single.write_bytes(b'')
     fsdp = _cfg(runner_type='FlexibleRunner', strategy=dict(type='FSDPStrategy'))
-    launch.adapt_for_testing(fsdp, str(single))
+    assert launch.adapt_for_testing(fsdp, str(single)) is True
     assert 'runner_type' not in fsdp and 'strategy' not in fsdp
     assert fsdp.optim_wrapper.type == 'OptimWrapper'

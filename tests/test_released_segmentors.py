@@ -33,7 +33,8 @@ GRID = 8  # the released files store pos_embed at the crop's grid (112 px / 14)
 
 def tiny_config(kind):
     """A smoke config shrunk to the 64-wide tiny arch (the 'shipped config')."""
-    import mmseg_internvit  # noqa: F401
+    from mmseg_internvit import register_all_modules
+    register_all_modules()
     cfg = Config.fromfile(LINEAR if kind == 'linear' else UPERNET)
     options = {'model.backbone.arch': dict(TINY_6B_STYLE),
                'model.decode_head.num_classes': NUM_CLASSES}

@@ -12,7 +12,9 @@ def build_segmentor(frozen=True, neck=False, dtype='float32'):
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
 
-    import mmseg_internvit  # noqa: F401  (what custom_imports does in a config)
+    from mmseg_internvit import register_all_modules
+
+    register_all_modules()
     init_default_scope('mmseg')
     backbone = dict(type='InternViT', arch=TINY_6B_STYLE, out_indices=[-1], frozen=frozen,
                     dtype=dtype)
@@ -52,7 +54,7 @@ def test_linear_probe_head_shape_and_param_count():
     assert sum(p.numel() for p in head.parameters()) == 64 * NUM_CLASSES + NUM_CLASSES + 2 * 64
     logits = head([torch.randn(2, 64, 4, 5)])
     assert logits.shape == (2, NUM_CLASSES, 4, 5)
-    from mmseg_internvit.models import LinearProbeHead
+    from mmseg_internvit.models.heads import LinearProbeHead
     with pytest.raises(ValueError, match='channels \\(32\\) must equal in_channels \\(64\\)'):
         LinearProbeHead(in_channels=64, channels=32, num_classes=3)
 

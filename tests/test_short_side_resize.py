@@ -47,7 +47,8 @@ SIZES = [(504, 504), (505, 505), (375, 500), (500, 375), (511, 683), (683, 511),
 
 
 def build(cfg):
-    import mmseg_internvit  # noqa: F401  (registers ShortSideResize in mmseg's scope)
+    from mmseg_internvit import register_all_modules
+    register_all_modules()
     from mmseg.registry import TRANSFORMS
     return TRANSFORMS.build(cfg)
 
@@ -134,7 +135,8 @@ def write_pair(folder, height, width):
 
 
 def compose(steps):
-    import mmseg_internvit  # noqa: F401
+    from mmseg_internvit import register_all_modules
+    register_all_modules()
     from mmcv.transforms import Compose
     from mmengine.registry import init_default_scope
     init_default_scope('mmseg')
@@ -183,7 +185,8 @@ def test_tta_pipeline_scales_flips_and_keeps_label(tmp_path):
 def test_prediction_comes_back_at_original_size_for_the_metric(sample_ade20k):
     """Through the smoke model: inputs resized up to multiples of 14, prediction and
     label at the image's own size, so IoUMetric compares like with like."""
-    import mmseg_internvit  # noqa: F401
+    from mmseg_internvit import register_all_modules
+    register_all_modules()
     from mmengine.registry import init_default_scope
     from mmseg.evaluation import IoUMetric
     from mmseg.registry import DATASETS, MODELS

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmseg_internvit.models.backbones import InternViTAdapter
+from mmseg_internvit.models.backbones.vit_adapter import InternViTAdapter
 from mmseg_internvit.models.layers.deform_attn import (DeformableCrossAttention, grid_centers,
                                                        level_layout, reference_points)
 

@@ -2,11 +2,11 @@
 
     python tools/infer.py CONFIG CHECKPOINT INPUTS... --out-dir DIR [--batch-size N]
         [--tile H W --stride H W] [--dtype bf16|fp16|fp32] [--tta] [--opacity 0.5]
-        [--save-logits] [--save-areas] [--device cpu|cuda]
+        [--save-logits] [--save-areas] [--device cpu|cuda] [--debug]
 """
 import sys
 
-from mmseg_internvit.inference.cli import main
+from mmseg_internvit.apis.errors import run_tool
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_tool('infer'))

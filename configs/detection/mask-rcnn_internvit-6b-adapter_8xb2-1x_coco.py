@@ -3,7 +3,7 @@ _base_ = [
     'mmdet::_base_/models/mask-rcnn_r50_fpn.py', 'mmdet::_base_/datasets/coco_instance.py',
     'mmdet::_base_/schedules/schedule_1x.py', 'mmdet::_base_/default_runtime.py'
 ]
-custom_imports = dict(imports=['mmseg_internvit'], allow_failed_imports=False)
+custom_imports = dict(imports=['mmseg_internvit.plugin'], allow_failed_imports=False)
 
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 model = dict(

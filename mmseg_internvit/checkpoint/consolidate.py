@@ -19,7 +19,14 @@ def _deepspeed_state(path: str) -> Dict[str, torch.Tensor]:
     # (the folder is what our own training wrote: its pickles are trusted).
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
     parent, tag = osp.split(osp.abspath(path))
-    return get_fp32_state_dict_from_zero_checkpoint(parent, tag=tag)
+    try:
+        return get_fp32_state_dict_from_zero_checkpoint(parent, tag=tag)
+    except (AssertionError, FileNotFoundError, KeyError, ValueError, RuntimeError) as exc:
+        # DeepSpeed's reader fails with bare asserts / key errors on incomplete folders.
+        raise CheckpointReadError(
+            f'cannot reassemble the DeepSpeed checkpoint {path}: {type(exc).__name__}: '
+            f'{exc or "incomplete folder"}; is every rank\'s *_optim_states.pt and '
+            '*model_states.pt file present and complete?') from exc
 
 
 def load_model_state(path: str) -> Dict[str, torch.Tensor]:

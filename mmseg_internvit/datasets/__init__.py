@@ -1,18 +1,11 @@
 """Dataset helpers: a synthetic ADE20K-style sample and an ADE20K folder checker.
 
-The sample builder and checker import only numpy and Pillow; the pipeline
-steps (mmcv transforms: the label check and upstream's evaluation resize) are
-registered where mmcv is installed.
+Importing this package needs only numpy and Pillow (the dataset tools run on
+any machine). The pipeline steps, mmcv transforms, are the modules
+:mod:`.label_check` and :mod:`.short_side_resize`.
 """
-from importlib.util import find_spec
-
 from .ade20k_check import ADE20KReport, SplitCounts, check_ade20k, find_ade20k_root
 from .sample_data import SAMPLE_CLASSES_USED, build_sample_ade20k
 
 __all__ = ['ADE20KReport', 'SAMPLE_CLASSES_USED', 'SplitCounts',
            'build_sample_ade20k', 'check_ade20k', 'find_ade20k_root']
-
-if find_spec('mmcv') is not None:
-    from .label_check import CheckSegLabels  # noqa: F401
-    from .short_side_resize import ShortSideResize  # noqa: F401
-    __all__ += ['CheckSegLabels', 'ShortSideResize']

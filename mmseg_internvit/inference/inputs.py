@@ -4,7 +4,7 @@ import os
 import os.path as osp
 from collections import Counter
 from dataclasses import dataclass
-from typing import Iterable, List
+from typing import Callable, Iterable, List, Optional
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.gif',
                     '.ppm', '.pgm', '.pbm', '.jp2')
@@ -43,7 +43,8 @@ def _has_magic(text: str) -> bool:
     return any(c in text for c in '*?[')
 
 
-def expand_inputs(inputs: Iterable[str]) -> List[InputImage]:
+def expand_inputs(inputs: Iterable[str],
+                  on_nothing_found: Optional[Callable[[str], None]] = None) -> List[InputImage]:
     """Expand files, folders (recursively) and glob patterns into images.
 
     Files named explicitly are kept whatever their extension (reading them
@@ -52,7 +53,8 @@ def expand_inputs(inputs: Iterable[str]) -> List[InputImage]:
     the others. Duplicates (the same real file twice) are dropped. Names that
     would collide in the output folder get the extension appended
     (``x.jpg`` and ``x.png`` -> ``x_jpg``, ``x_png``) and then, if still
-    equal, a counter.
+    equal, a counter. ``on_nothing_found(item)`` is called for every folder
+    or glob pattern that gives no image (so it is not silently ignored).
     """
     images, seen = [], set()
 
@@ -65,14 +67,19 @@ def expand_inputs(inputs: Iterable[str]) -> List[InputImage]:
     for item in inputs:
         item = str(item)
         if osp.isdir(item):
-            for path in _walk_images(item):
+            found = _walk_images(item)
+            for path in found:
                 add(path, osp.splitext(osp.relpath(path, item))[0])
         elif not osp.exists(item) and _has_magic(item):
-            for path in sorted(glob.glob(item, recursive=True)):
-                if osp.isfile(path) and is_image_file(path):
-                    add(path, osp.splitext(osp.basename(path))[0])
+            found = [path for path in sorted(glob.glob(item, recursive=True))
+                     if osp.isfile(path) and is_image_file(path)]
+            for path in found:
+                add(path, osp.splitext(osp.basename(path))[0])
         else:
+            found = [item]
             add(item, osp.splitext(osp.basename(item))[0])
+        if not found and on_nothing_found is not None:
+            on_nothing_found(item)
     return [InputImage(path, name) for path, name in _unique_names(images)]
 
 

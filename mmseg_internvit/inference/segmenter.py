@@ -16,6 +16,7 @@ from mmseg.registry import DATASETS, MODELS
 from mmseg.structures import SegDataSample
 
 from mmseg_internvit.checkpoint import load_model_weights
+from mmseg_internvit.registration import register_all_modules
 from mmseg_internvit.models.backbones.intern_vit import is_auto_arch
 from .image_io import read_image
 
@@ -193,6 +194,7 @@ class Segmenter:
                  stride: Optional[Sequence[int]] = None, crop_batch: Optional[int] = None,
                  dtype: Optional[str] = None, tta: bool = False, keep_probs: bool = False,
                  cfg_options: Optional[dict] = None) -> None:
+        register_all_modules()  # what a config's custom_imports would do
         if isinstance(config, (str, os.PathLike)) and not osp.isfile(config):
             raise FileNotFoundError(f'config {config} does not exist')
         if batch_size < 1:

@@ -1,14 +1,10 @@
-"""Models of the mmseg_internvit scope (registered on import).
+"""Models of the mmseg_internvit scope.
 
-The backbone and neck need only torch, timm and mmengine; the decode head is a
-mmseg head and is registered only where mmseg is installed, so the backbone
-also serves mmdet-only and bare-torch environments.
+Importing this package defines the backbone and neck, which need only torch,
+timm and mmengine. The ViT-Adapter (mmcv), the decode head and the segmentor
+(mmseg) live in their own modules, imported by
+:func:`mmseg_internvit.register_all_modules` where those libraries are
+installed, so the backbone also serves mmdet-only and bare-torch machines.
 """
-from importlib.util import find_spec
-
 from .backbones import *  # noqa: F401,F403
 from .necks import *  # noqa: F401,F403
-
-if find_spec('mmseg') is not None:
-    from .heads import *  # noqa: F401,F403
-    from .segmentors import *  # noqa: F401,F403

@@ -1,5 +1,5 @@
 # Frozen InternViT + BN/1x1-conv linear probe (upstream: 47.2 mIoU, 6B 224px).
-custom_imports = dict(imports=['mmseg_internvit'], allow_failed_imports=False)
+custom_imports = dict(imports=['mmseg_internvit.plugin'], allow_failed_imports=False)
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 data_preprocessor = dict(
     type='SegDataPreProcessor',

@@ -1,4 +1,5 @@
-"""Shared start-up of tools/train.py and tools/test.py."""
+"""Start-up of tools/train.py and tools/test.py: config loading, runner building,
+CPU/distributed adaptations, what to resume from and how to test a checkpoint."""
 import logging
 import os
 import os.path as osp
@@ -9,9 +10,9 @@ import torch
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
 
-from .checkpoint_files import checkpoint_problem, find_resume_checkpoint
+from mmseg_internvit.engine.checkpoint_files import checkpoint_problem, find_resume_checkpoint
+from .errors import add_debug_flag
 
 
 def add_common_args(parser) -> None:
@@ -23,22 +24,47 @@ def add_common_args(parser) -> None:
                         default='none', help='job launcher')
     # torchrun sets LOCAL_RANK; older launchers pass --local_rank.
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_debug_flag(parser)
 
 
 def load_config(args) -> Config:
     """Read the config, apply command-line overrides, set launcher and work_dir."""
     if not osp.isfile(args.config):
         raise FileNotFoundError(f'Config file {args.config} does not exist.')
-    cfg = Config.fromfile(args.config)
+    try:
+        cfg = Config.fromfile(args.config)
+    except (SyntaxError, KeyError, TypeError, NameError, ImportError) as exc:
+        raise ValueError(f'cannot read config {args.config}: {type(exc).__name__}: {exc}') \
+            from exc
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     cfg.launcher = args.launcher
+    check_folder_argument('--work-dir', args.work_dir)
     if args.work_dir:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return cfg
+
+
+def check_folder_argument(flag: str, path: Optional[str]) -> None:
+    """An output-folder argument must not name an existing file."""
+    if path and osp.exists(path) and not osp.isdir(path):
+        raise ValueError(f'{flag} {path} is a file; give a folder (it is created if needed)')
+
+
+def check_fits_before_loading(runner, checkpoint: Optional[str]) -> None:
+    """Refuse a ``load_from`` / resume checkpoint that does not fit the runner's model.
+
+    mmengine loads them non-strictly (a random head would silently remain);
+    files are checked here by the strict whole-model loader, shapes only.
+    DeepSpeed folders are loaded by DeepSpeed itself, which checks them.
+    """
+    if not checkpoint or '://' in checkpoint or not osp.isfile(checkpoint):
+        return
+    from mmseg_internvit.checkpoint import check_checkpoint_fits
+    check_checkpoint_fits(unwrapped_model(runner), checkpoint)
 
 
 def init_cpu_process_group(launcher: str) -> None:
@@ -111,8 +137,11 @@ def _replace_norm_type(node, old: str, new: str) -> None:
             _replace_norm_type(value, old, new)
 
 
-def build_runner(cfg: Config) -> Runner:
+def build_runner(cfg: Config):
     """Build ``Runner`` or, where the config names one, its ``runner_type``."""
+    # Imported here: mmengine.runner imports DeepSpeed, which must come after
+    # register_all_modules() has named its accelerator.
+    from mmengine.runner import Runner
     check_strategy(cfg)
     adapt_to_cpu(cfg)
     init_cpu_process_group(cfg.launcher)
@@ -121,42 +150,45 @@ def build_runner(cfg: Config) -> Runner:
     return Runner.from_cfg(cfg)
 
 
-def adapt_for_testing(cfg: Config, checkpoint: str) -> str:
-    """Make a FlexibleRunner (DeepSpeed / FSDP) training config evaluate ``checkpoint``.
+def adapt_for_testing(cfg: Config, checkpoint: str) -> bool:
+    """Make a training config evaluate ``checkpoint``; say who loads the weights.
 
-    A single-file checkpoint (FSDP full state, or a file from
-    tools/consolidate_checkpoint.py) is tested by the plain Runner: no sharding
-    is needed to evaluate it. DeepSpeed ZeRO-1/2 folders keep whole weights
-    but DeepSpeed refuses to start without an optimizer, so they are tested at
-    stage 0. ZeRO-3 folders cannot be loaded for inference by DeepSpeed 0.18
-    (it ignores the tag, then fails in its offload engine), so they are
-    consolidated to one file first.
+    Evaluation needs no sharding: one process, or several under plain DDP, run
+    the plain Runner, and the tool loads the weights itself with the strict
+    whole-model loader (any file, a DeepSpeed ZeRO-1/2/3 folder reassembled
+    in memory, a released upstream segmentor), so a checkpoint that does not
+    fit fails before any data is read. Only a ZeRO-1/2 folder tested by
+    several processes keeps DeepSpeed (at stage 0: it refuses ZeRO without an
+    optimizer) and lets it load; ZeRO-3 folders cannot be loaded that way by
+    DeepSpeed 0.18 (it ignores the tag, then fails in its offload engine).
 
     Returns:
-        The checkpoint to load (the consolidated file for ZeRO-3).
+        True when the caller must load the weights (``cfg.load_from`` is then
+        None), False when the runner loads them from ``cfg.load_from``.
     """
     strategy = cfg.get('strategy') or {}
-    if not strategy:
-        return checkpoint
     zero = strategy.get('zero_optimization') or {}
-    if osp.isdir(checkpoint) and zero.get('stage', 0) == 3:
-        if cfg.launcher != 'none':
+    if strategy and osp.isdir(checkpoint) and cfg.launcher != 'none':
+        if zero.get('stage', 0) == 3:
             raise ValueError(f'{checkpoint} is a ZeRO-3 folder: test it with one process '
-                             '(tools/test.py consolidates it), or run '
+                             '(tools/test.py reassembles it), or run '
                              'tools/consolidate_checkpoint.py first and test the file.')
-        from mmseg_internvit.checkpoint.consolidate import consolidate_to_safetensors
-        tag = osp.basename(osp.abspath(checkpoint.rstrip('/')))
-        merged = osp.join(cfg.work_dir, f'{osp.splitext(tag)[0]}_consolidated.safetensors')
-        os.makedirs(cfg.work_dir, exist_ok=True)
-        consolidate_to_safetensors(checkpoint, merged)
-        checkpoint = merged
-    if osp.isfile(checkpoint):
+        if zero.get('stage', 0) in (1, 2):
+            zero['stage'] = 0
+            cfg.load_from = checkpoint
+            return False
+    if strategy:
         cfg.pop('runner_type', None)
         cfg.pop('strategy', None)
         cfg.optim_wrapper = dict(type='OptimWrapper', optimizer=cfg.optim_wrapper.optimizer)
-    elif zero.get('stage', 0) in (1, 2):
-        zero['stage'] = 0
-    return checkpoint
+    cfg.load_from = None
+    return True
+
+
+def unwrapped_model(runner):
+    """The model a runner holds, without its DDP / DeepSpeed / FSDP wrapper."""
+    from mmengine.model import is_model_wrapper
+    return runner.model.module if is_model_wrapper(runner.model) else runner.model
 
 
 def enable_visualization(cfg: Config, show_dir: str) -> None:

@@ -1,4 +1,4 @@
-"""Command line of ``tools/infer.py``: segment images and write label maps and overlays."""
+"""``tools/infer.py``: segment images and write label maps and overlays (docs/inference.md)."""
 import argparse
 import os.path as osp
 import sys
@@ -7,11 +7,11 @@ from typing import List, Optional
 import torch
 from mmengine.config import DictAction
 
-from mmseg_internvit.checkpoint import CheckpointMismatchError
-from .inputs import expand_inputs
-from .runner import run_inference
-from .segmenter import Segmenter
-from .writers import OutputDirError, prepare_out_dir
+from mmseg_internvit.inference.inputs import expand_inputs
+from mmseg_internvit.inference.runner import run_inference
+from mmseg_internvit.inference.segmenter import Segmenter
+from mmseg_internvit.inference.writers import prepare_out_dir
+from .errors import add_debug_flag
 
 USAGE_EXAMPLE = """examples:
   python tools/infer.py CONFIG CHECKPOINT photos/ --out-dir out
@@ -54,6 +54,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='also write <name>_areas.json: pixels and fraction per class')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries, e.g. model.decode_head.num_classes=19')
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
     if not 0.0 <= args.opacity <= 1.0:
         parser.error(f'--opacity must be in [0, 1], got {args.opacity}')
@@ -63,25 +64,24 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Run the command line; returns the exit status."""
+    """Segment the images; returns the exit status (user errors raise: tools/*.py run it through
+    :func:`~mmseg_internvit.apis.errors.run_tool`)."""
     args = parse_args(argv)
-    try:
-        prepare_out_dir(args.out_dir)
-        for path, what in ((args.config, 'config'), (args.checkpoint, 'checkpoint')):
-            if not osp.isfile(path):
-                raise FileNotFoundError(f'{what} {path} does not exist')
-        if args.device and args.device.startswith('cuda') and not torch.cuda.is_available():
-            raise ValueError(f'--device {args.device}: CUDA is not available here; use cpu')
-        images = expand_inputs(args.inputs)
-        if not images:
-            raise ValueError(f'no images found in {" ".join(args.inputs)}')
-        segmenter = Segmenter(args.config, args.checkpoint, device=args.device,
-                              batch_size=args.batch_size, tile=args.tile, stride=args.stride,
-                              crop_batch=args.crop_batch, dtype=args.dtype, tta=args.tta,
-                              keep_probs=args.save_logits, cfg_options=args.cfg_options)
-    except (OutputDirError, CheckpointMismatchError, FileNotFoundError, ValueError) as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
+    prepare_out_dir(args.out_dir)
+    if not osp.isfile(args.config):
+        raise FileNotFoundError(f'config {args.config} does not exist')
+    if '://' not in args.checkpoint and not osp.exists(args.checkpoint):
+        raise FileNotFoundError(f'checkpoint {args.checkpoint} does not exist')
+    if args.device and args.device.startswith('cuda') and not torch.cuda.is_available():
+        raise ValueError(f'--device {args.device}: CUDA is not available here; use cpu')
+    images = expand_inputs(args.inputs, on_nothing_found=lambda item: print(
+        f'warning: {item} matched no image files', file=sys.stderr))
+    if not images:
+        raise ValueError(f'no images found in {" ".join(args.inputs)}')
+    segmenter = Segmenter(args.config, args.checkpoint, device=args.device,
+                          batch_size=args.batch_size, tile=args.tile, stride=args.stride,
+                          crop_batch=args.crop_batch, dtype=args.dtype, tta=args.tta,
+                          keep_probs=args.save_logits, cfg_options=args.cfg_options)
     summary = run_inference(segmenter, images, args.out_dir, opacity=args.opacity,
                             save_logits=args.save_logits, save_areas=args.save_areas)
     print(f'{summary}; outputs in {args.out_dir}')

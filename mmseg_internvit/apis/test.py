@@ -1,0 +1,61 @@
+"""``tools/test.py``: evaluate a checkpoint with an mm config (mmseg's flags).
+
+Honours ``runner_type`` (a model trained with DeepSpeed / FSDP is tested with
+the same config) and ``custom_imports``. The checkpoint must fit the config
+exactly: a misfit (another class count, another head, another arch) fails
+before any data is read, naming every mismatched key.
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--show-dir DIR]
+        [--out DIR] [--tta] [--cfg-options k=v ...] [--launcher pytorch] [--debug]
+"""
+import argparse
+import os.path as osp
+from typing import List, Optional
+
+from .errors import ToolError
+from .launch import (adapt_for_testing, add_common_args, build_runner, check_folder_argument,
+                     enable_visualization, load_config, unwrapped_model)
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog='tools/test.py',
+                                     description='Test with an mmseg/mmdet config')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('checkpoint', help='checkpoint file (or folder of a sharded one)')
+    parser.add_argument('--show-dir', help='write visualised predictions here')
+    parser.add_argument('--out', help='write predicted label maps (mmseg) here')
+    parser.add_argument('--tta', action='store_true', help='test-time augmentation')
+    add_common_args(parser)
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Evaluate; prints the metrics and returns the exit status."""
+    args = parse_args(argv)
+    if '://' not in args.checkpoint and not osp.exists(args.checkpoint):
+        raise ToolError(f'checkpoint {args.checkpoint} does not exist')
+    check_folder_argument('--out', args.out)
+    check_folder_argument('--show-dir', args.show_dir)
+    cfg = load_config(args)
+    load_here = adapt_for_testing(cfg, args.checkpoint)
+    if args.show_dir:
+        enable_visualization(cfg, args.show_dir)
+    if args.out:
+        cfg.test_evaluator['output_dir'] = args.out
+        cfg.test_evaluator['keep_results'] = True
+    if args.tta:
+        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        cfg.tta_model.module = cfg.model
+        cfg.model = cfg.tta_model
+    runner = build_runner(cfg)
+    model = unwrapped_model(runner)
+    if args.tta:
+        model = model.module  # the segmentor inside the TTA wrapper
+    from mmseg_internvit.checkpoint import check_checkpoint_fits, load_model_weights
+    if load_here:
+        load_model_weights(model, args.checkpoint)
+    else:
+        check_checkpoint_fits(model, args.checkpoint)
+    metrics = runner.test()
+    print({k: round(float(v), 4) for k, v in metrics.items()} if metrics else metrics)
+    return 0

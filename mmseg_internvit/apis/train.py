@@ -1,0 +1,49 @@
+"""``tools/train.py``: train a segmentor or detector from an mm config (mmseg's flags).
+
+Configs may set ``runner_type='FlexibleRunner'`` (DeepSpeed / FSDP) and
+``custom_imports``; no PYTHONPATH changes are needed.
+
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
+        [--cfg-options k=v ...] [--launcher pytorch] [--debug]
+"""
+import argparse
+from typing import List, Optional
+
+import torch
+
+from .errors import ToolError
+from .launch import (add_common_args, build_runner, check_fits_before_loading, load_config,
+                     resolve_resume)
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog='tools/train.py',
+                                     description='Train with an mmseg/mmdet config')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('--resume', nargs='?', const='auto', default=None,
+                        help='resume from CKPT, or without a path from the newest complete '
+                             'checkpoint in the work dir (incomplete ones are skipped)')
+    parser.add_argument('--amp', action='store_true', help='mixed precision (GPU only)')
+    add_common_args(parser)
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Train; returns the exit status (user errors raise: tools/*.py run it through
+    :func:`~mmseg_internvit.apis.errors.run_tool`)."""
+    args = parse_args(argv)
+    cfg = load_config(args)
+    if args.amp:
+        if not torch.cuda.is_available():
+            raise ToolError('--amp needs a GPU (mmengine AmpOptimWrapper); drop --amp on CPU, '
+                            'or set dtype=bfloat16 on a frozen backbone.')
+        if cfg.optim_wrapper.get('type') == 'OptimWrapper':
+            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+            cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    resolve_resume(cfg, args.resume)
+    runner = build_runner(cfg)
+    # mmengine loads `load_from` / resume checkpoints non-strictly: check the
+    # fit first, so a checkpoint of another config fails before training.
+    check_fits_before_loading(runner, cfg.get('load_from'))
+    runner.train()
+    return 0

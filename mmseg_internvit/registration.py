@@ -1,0 +1,72 @@
+"""The one explicit call that registers this package with OpenMMLab 2.x.
+
+Importing ``mmseg_internvit`` (or any module of it) only defines things.
+:func:`register_all_modules` does everything that changes the process, once:
+
+- names DeepSpeed's accelerator on machines without one, before mmengine
+  imports DeepSpeed, so DeepSpeed does not print its "Setting accelerator to
+  CPU" warning (a user's own ``DS_ACCELERATOR`` wins);
+- imports every module whose classes register in the ``mmseg_internvit``
+  scope (the mmseg/mmdet/mmcv-based ones only where those are installed);
+- lists those classes in mmseg's and mmdet's registries too, so their
+  configs may say ``type='InternViT'``;
+- allow-lists the globals of mmengine's own checkpoints for torch's safe
+  ``weights_only`` loading;
+- teaches mmengine's checkpoint loader ``.safetensors`` files and the
+  segmentors released with InternViT-6B.
+
+Configs call it through ``custom_imports=dict(imports=['mmseg_internvit.plugin'])``;
+the tools and :class:`~mmseg_internvit.inference.Segmenter` call it directly.
+"""
+import importlib
+import os
+from importlib.util import find_spec
+
+# Modules that define registered classes, with the library each one needs.
+_REGISTERING_MODULES = (
+    ('mmseg_internvit.models.backbones.intern_vit', None),
+    ('mmseg_internvit.models.necks.simple_fpn', None),
+    ('mmseg_internvit.models.backbones.vit_adapter', 'mmcv'),
+    ('mmseg_internvit.models.heads.linear_head', 'mmseg'),
+    ('mmseg_internvit.models.segmentors.batched_slide', 'mmseg'),
+    ('mmseg_internvit.datasets.label_check', 'mmcv'),
+    ('mmseg_internvit.datasets.short_side_resize', 'mmcv'),
+    ('mmseg_internvit.engine', None),
+)
+_done = False
+
+
+def register_all_modules() -> None:
+    """Register this package's modules and mmengine/torch adaptations (idempotent)."""
+    global _done
+    if _done:
+        return
+    name_cpu_accelerator_for_deepspeed()
+    for module, needs in _REGISTERING_MODULES:
+        if needs is None or find_spec(needs) is not None:
+            importlib.import_module(module)
+    from .checkpoint.mmengine_loader import register_safetensors_loader
+    from .checkpoint.safe_globals import allow_mmengine_checkpoint_globals
+    from .registry import register_into_default_scopes
+    allow_mmengine_checkpoint_globals()
+    register_safetensors_loader()
+    register_into_default_scopes()
+    _done = True
+
+
+def name_cpu_accelerator_for_deepspeed() -> None:
+    """Set ``DS_ACCELERATOR=cpu`` where torch sees no accelerator and the user set none.
+
+    mmengine imports DeepSpeed (when installed) to register its optimizers,
+    and DeepSpeed then warns "Setting accelerator to CPU ..." on every machine
+    without a GPU. Stating the accelerator it would pick anyway keeps it quiet.
+    """
+    if 'DS_ACCELERATOR' in os.environ:
+        return
+    import torch
+    if torch.cuda.is_available() or torch.backends.mps.is_available():
+        return
+    xpu = getattr(torch, 'xpu', None)
+    if xpu is not None and xpu.is_available():
+        return
+    os.environ['DS_ACCELERATOR'] = 'cpu'
