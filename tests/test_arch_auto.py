@@ -128,5 +128,5 @@ def test_convert_tool_arch_auto(tmp_path):
     os.remove(os.path.join(path, 'config.json'))
     run = subprocess.run([sys.executable, tool, path, str(tmp_path / 'x.safetensors'),
                           '--arch', 'auto'], capture_output=True, text=True)
-    assert run.returncode == 1 and 'num_heads' in run.stderr
+    assert run.returncode == 2 and 'num_heads' in run.stderr
     assert not (tmp_path / 'x.safetensors').exists()

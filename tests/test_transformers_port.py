@@ -137,7 +137,7 @@ def test_missing_qkv_piece_names_the_keys(tmp_path):
     dst = tmp_path / 'out.safetensors'
     run = subprocess.run([sys.executable, os.path.join(ROOT, 'tools', 'convert_checkpoint.py'),
                           path, str(dst)], capture_output=True, text=True)
-    assert run.returncode == 1 and 'layer.1.attention.k_proj.weight' in run.stderr
+    assert run.returncode == 2 and 'layer.1.attention.k_proj.weight' in run.stderr
     assert not dst.exists()
 
 

@@ -40,7 +40,7 @@ def one_line(error: BaseException) -> str:
     return ' '.join(part.strip() for part in text.splitlines() if part.strip())
 
 
-def run_tool(tool: str, argv: Optional[Sequence[str]] = None) -> int:
+def run_tool(tool: str, argv: Optional[Sequence[str]] = None, register: bool = True) -> int:
     """Start ``tools/<tool>.py``: register, then run ``mmseg_internvit.apis.<tool>.main``
     with user errors turned into the one-line style.
 
@@ -50,12 +50,15 @@ def run_tool(tool: str, argv: Optional[Sequence[str]] = None) -> int:
     Args:
         tool: Module name in :mod:`mmseg_internvit.apis`, e.g. ``'train'``.
         argv: Arguments (default: ``sys.argv[1:]``).
+        register: False for tools that need no model stack (the dataset
+            tools run with numpy and Pillow alone).
 
     Returns:
         The tool's exit status (2 for a user error).
     """
-    from mmseg_internvit import register_all_modules
-    register_all_modules()
+    if register:
+        from mmseg_internvit import register_all_modules
+        register_all_modules()
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         main = importlib.import_module(f'mmseg_internvit.apis.{tool}').main

@@ -7,6 +7,7 @@ from typing import List, Optional
 import torch
 from mmengine.config import DictAction
 
+from mmseg_internvit.dtypes import DTYPE_CHOICES
 from mmseg_internvit.inference.inputs import expand_inputs
 from mmseg_internvit.inference.runner import run_inference
 from mmseg_internvit.inference.segmenter import Segmenter
@@ -41,7 +42,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='sliding-window stride (default: the config\'s, or 2/3 of --tile)')
     parser.add_argument('--crop-batch', type=int, default=8,
                         help='sliding-window crops per forward (default 8)')
-    parser.add_argument('--dtype', choices=['bf16', 'fp16', 'fp32'],
+    parser.add_argument('--dtype', choices=DTYPE_CHOICES,
                         help='backbone dtype (heads stay fp32; default: the config\'s)')
     parser.add_argument('--tta', action='store_true',
                         help="flip + multi-scale test-time augmentation (the config's "

@@ -212,7 +212,8 @@ def load_checked(model: nn.Module, source: TensorSource, origin: Mapping[str, Ke
     return report
 
 
-def load_backbone_weights(model: nn.Module, path: str, prefix: str = '') -> str:
+def load_backbone_weights(model: nn.Module, path: str, prefix: str = '',
+                          copy: bool = True) -> str:
     """Copy every backbone tensor of ``path`` into ``model``, or raise.
 
     Tensors are read one at a time and copied into the already-allocated
@@ -227,6 +228,8 @@ def load_backbone_weights(model: nn.Module, path: str, prefix: str = '') -> str:
         path: Checkpoint file or Hugging Face model folder (any format of
             :data:`~mmseg_internvit.checkpoint.FORMATS`).
         prefix: Backbone prefix inside an mmengine checkpoint (auto if empty).
+        copy: False only checks keys and shapes (the model may live on the
+            meta device).
 
     Returns:
         The detected checkpoint format.
@@ -237,5 +240,6 @@ def load_backbone_weights(model: nn.Module, path: str, prefix: str = '') -> str:
     header = (f'Checkpoint {source.description} (format {key_map.format!r}) does not match '
               'the model.')
     load_checked(model, ours, key_map.mapping, header,
-                 lambda _: [arch_hint(model, describe_backbone(ours))], key_map.incomplete)
+                 lambda _: [arch_hint(model, describe_backbone(ours))], key_map.incomplete,
+                 copy=copy)
     return key_map.format

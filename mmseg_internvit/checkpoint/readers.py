@@ -14,6 +14,8 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Uni
 import torch
 from safetensors import safe_open
 
+from .safe_globals import mmengine_checkpoint_globals
+
 HF_FILE_NAMES = ('model.safetensors.index.json', 'model.safetensors',
                  'pytorch_model.bin.index.json', 'pytorch_model.bin')
 # Containers that wrap a state dict: mmengine ('state_dict'), DeepSpeed and the
@@ -158,15 +160,22 @@ def _open_safetensors(path: str) -> TensorSource:
                         {key: (lambda s=shape: s) for key, shape in shapes.items()}, meta=meta)
 
 
+def _safe_load(path: str, mmap: bool) -> object:
+    # mmengine's own checkpoints pickle a message hub (numpy arrays): allow
+    # exactly those globals for this read, nothing process-wide.
+    with torch.serialization.safe_globals(mmengine_checkpoint_globals()):
+        return torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
+
+
 def _open_torch(path: str) -> TensorSource:
     try:
-        obj = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
+        obj = _safe_load(path, mmap=True)
     except RuntimeError as exc:
         if 'mmap' not in str(exc):
             raise _torch_load_error(path, exc) from exc
         # Files in torch's legacy (non-zip) format cannot be memory-mapped.
         try:
-            obj = torch.load(path, map_location='cpu', weights_only=True)
+            obj = _safe_load(path, mmap=False)
         except Exception as exc2:
             raise _torch_load_error(path, exc2) from exc2
     except Exception as exc:

@@ -16,11 +16,11 @@ from mmseg.registry import DATASETS, MODELS
 from mmseg.structures import SegDataSample
 
 from mmseg_internvit.checkpoint import load_model_weights
+from mmseg_internvit.dtypes import dtype_name
 from mmseg_internvit.registration import register_all_modules
 from mmseg_internvit.models.backbones.intern_vit import is_auto_arch
 from .image_io import read_image
 
-DTYPES = {'fp32': 'float32', 'bf16': 'bfloat16', 'fp16': 'float16'}
 ImageInput = Union[str, os.PathLike, np.ndarray]
 
 
@@ -39,7 +39,8 @@ def prepare_config(config: Union[str, Config], tile: Optional[Sequence[int]] = N
         stride: Window stride ``(h, w)``; defaults to the config's stride, or
             two thirds of ``tile`` when the config does not slide.
         crop_batch: Crops per forward in slide mode (``test_cfg.batch_size``).
-        dtype: Backbone dtype, ``'bf16'``, ``'fp16'`` or ``'fp32'`` (heads stay fp32).
+        dtype: Backbone dtype, ``'bf16'``/``'bfloat16'``, ``'fp16'``/``'float16'`` or
+            ``'fp32'``/``'float32'`` (heads stay fp32).
         full_size_logits: False keeps ``seg_logits`` at the model's resolution
             and computes the full-size labels in row bands, so memory does not
             grow with the photo (see :class:`BatchedSlideEncoderDecoder`).
@@ -75,12 +76,11 @@ def prepare_config(config: Union[str, Config], tile: Optional[Sequence[int]] = N
             test_cfg['batch_size'] = crop_batch
     model.test_cfg = test_cfg
     if dtype is not None:
-        if dtype not in DTYPES:
-            raise ValueError(f'dtype must be one of {sorted(DTYPES)}, got {dtype!r}')
+        dtype = dtype_name(dtype)
         if 'backbone' not in model:
             raise ValueError(f'--dtype sets model.backbone.dtype, but model {model.type} '
                              'has no backbone')
-        model.backbone.dtype = DTYPES[dtype]
+        model.backbone.dtype = dtype
     # The checkpoint holds every weight: do not read the backbone's pretrained
     # file, except to learn its architecture from the checkpoint itself.
     backbone = model.get('backbone')

@@ -1,50 +1,10 @@
 """Write the synthetic ADE20K-style sample dataset and print its path.
 
-Usage: python tools/dataset/make_sample_ade20k.py data/ade [--num-train 48]
-       [--num-val 12] [--size 128] [--seed 0]
+See ``python tools/dataset/make_sample_ade20k.py --help`` and :mod:`mmseg_internvit.apis.make_sample_ade20k`.
 """
-import argparse
 import sys
 
-# Loaded by file path (this script's folder is on sys.path) so the builder runs
-# without importing torch through the package; see _standalone.py.
-from _standalone import load_dataset_module
-
-build_sample_ade20k = load_dataset_module('sample_data').build_sample_ade20k
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Parse the command line.
-
-    Args:
-        argv: Arguments without the program name; ``sys.argv[1:]`` when None.
-    """
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('root', help='folder to hold ADEChallengeData2016, e.g. data/ade')
-    parser.add_argument('--num-train', type=int, default=48)
-    parser.add_argument('--num-val', type=int, default=12)
-    parser.add_argument('--size', type=int, default=128,
-                        help='smallest image side; sides vary up to 1.5x this')
-    parser.add_argument('--seed', type=int, default=0)
-    return parser.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Build (or reuse) the sample dataset; return the exit code.
-
-    Args:
-        argv: Arguments without the program name; ``sys.argv[1:]`` when None.
-    """
-    args = parse_args(argv)
-    try:
-        path = build_sample_ade20k(args.root, num_train=args.num_train,
-                                   num_val=args.num_val, size=args.size, seed=args.seed)
-    except (ValueError, FileExistsError) as exc:
-        print(f'error: {exc}', file=sys.stderr)
-        return 1
-    print(path)
-    return 0
-
+from mmseg_internvit.apis.errors import run_tool
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_tool('make_sample_ade20k', register=False))
