@@ -39,6 +39,7 @@ def load_config(args) -> Config:
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     cfg.launcher = args.launcher
+    sync_label_checks(cfg)
     check_folder_argument('--work-dir', args.work_dir)
     if args.work_dir:
         cfg.work_dir = args.work_dir
@@ -46,6 +47,39 @@ def load_config(args) -> Config:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return cfg
+
+
+def sync_label_checks(cfg: Config, num_classes: Optional[int] = None) -> None:
+    """Give every ``CheckSegLabels`` step the model's class count.
+
+    Pipelines and heads live in different parts of a config; a class count
+    changed for the model (``--cfg-options model.decode_head.num_classes=19``)
+    must change what the label check accepts too, or bad labels reach the loss.
+
+    Args:
+        cfg: The config (changed in place).
+        num_classes: The class count; default ``model.decode_head.num_classes``
+            (nothing is changed when the config has none).
+    """
+    if num_classes is None:
+        head = (cfg.get('model') or {}).get('decode_head') or {}
+        num_classes = head.get('num_classes') if isinstance(head, dict) else None
+    if num_classes is None:
+        return
+    for step in _dicts_in(cfg._cfg_dict if isinstance(cfg, Config) else cfg):
+        if step.get('type') in ('CheckSegLabels', 'mmseg_internvit.CheckSegLabels'):
+            step['num_classes'] = num_classes
+
+
+def _dicts_in(node):
+    """Every dict inside ``node`` (lists, tuples and dicts walked recursively)."""
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _dicts_in(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            yield from _dicts_in(value)
 
 
 def check_folder_argument(flag: str, path: Optional[str]) -> None:
@@ -112,7 +146,9 @@ def adapt_to_cpu(cfg: Config) -> None:
         return
     if cfg.launcher != 'none':
         # torch's SyncBatchNorm runs on GPUs only; per-process BN on CPU.
-        _replace_norm_type(cfg.model, 'SyncBN', 'BN')
+        for node in _dicts_in(cfg.model):
+            if node.get('type') == 'SyncBN':
+                node['type'] = 'BN'
         if 'runner_type' not in cfg:
             # mmengine's Runner gives DDP device_ids=[LOCAL_RANK], a CUDA index.
             cfg.setdefault('model_wrapper_cfg',
@@ -124,17 +160,6 @@ def adapt_to_cpu(cfg: Config) -> None:
         wrapper = dict(strategy.get('model_wrapper') or {})
         wrapper.setdefault('device_id', 'cpu')
         strategy['model_wrapper'] = wrapper
-
-
-def _replace_norm_type(node, old: str, new: str) -> None:
-    if isinstance(node, dict):
-        if node.get('type') == old:
-            node['type'] = new
-        for value in node.values():
-            _replace_norm_type(value, old, new)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            _replace_norm_type(value, old, new)
 
 
 def build_runner(cfg: Config):

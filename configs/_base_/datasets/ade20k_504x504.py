@@ -6,7 +6,7 @@ crop_size = (504, 504)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='CheckSegLabels', num_classes=150),
+    dict(type='CheckSegLabels'),
     dict(type='RandomResize', scale=(2016, 504), ratio_range=(0.5, 2.0), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
     dict(type='RandomFlip', prob=0.5),
@@ -22,7 +22,7 @@ test_pipeline = [
     dict(type='ShortSideResize', short_side=504),
     dict(type='ResizeToMultiple', size_divisor=14),
     dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='CheckSegLabels', num_classes=150),
+    dict(type='CheckSegLabels'),
     dict(type='PackSegInputs'),
 ]
 # Multi-scale + flip (tools/test.py --tta; upstream ships no TTA numbers). As
