@@ -35,6 +35,8 @@ def add_debug_flag(parser) -> None:
 def one_line(error: BaseException) -> str:
     """The error's message on one line (multi-line messages joined)."""
     text = str(error).strip() or type(error).__name__
+    if 'Original Traceback' in text:  # re-raised from a DataLoader worker
+        text = [line for line in text.splitlines() if line.strip()][-1]
     if isinstance(error, KeyError) and text.startswith("'"):
         text = text.strip("'")  # KeyError quotes its message
     return ' '.join(part.strip() for part in text.splitlines() if part.strip())
@@ -63,8 +65,45 @@ def run_tool(tool: str, argv: Optional[Sequence[str]] = None, register: bool = T
     try:
         main = importlib.import_module(f'mmseg_internvit.apis.{tool}').main
         return main(argv)
-    except user_error_types() as error:
-        if '--debug' in argv:
+    except Exception as error:  # noqa: BLE001  (sorted below: user error or bug)
+        message = _user_message(error)
+        if message is None or '--debug' in argv:
             raise
-        print(f'error: {one_line(error)}', file=sys.stderr)
+        print(f'error: {message}', file=sys.stderr)
         return EXIT_USER_ERROR
+
+
+def _user_message(error: BaseException) -> Optional[str]:
+    """The one-line message of a user error, or None for a bug."""
+    sample = _failing_sample(error)
+    if sample is not None:
+        # A data pipeline step failed on a file (unreadable image, broken
+        # annotation, bad label): name the sample's files, whatever the error.
+        step, files = sample
+        return (f'{step} failed on {files}: {type(error).__name__}: {one_line(error)}; fix or '
+                'remove the file (tools/dataset/check_ade20k.py checks an ADE20K folder)')
+    if isinstance(error, user_error_types()):
+        return one_line(error)
+    return None
+
+
+def _failing_sample(error: BaseException) -> Optional[tuple]:
+    """``(transform name, files)`` when ``error`` was raised inside a data pipeline step.
+
+    mmcv transforms receive the sample as a ``results`` dict that carries its
+    file paths; the innermost such frame of the traceback names the sample.
+    """
+    found = None
+    tb = error.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        results = frame.f_locals.get('results')
+        owner = frame.f_locals.get('self')
+        if frame.f_code.co_name in ('transform', '__call__') and isinstance(results, dict):
+            paths = [str(results[key]) for key in ('img_path', 'seg_map_path')
+                     if results.get(key)]
+            if paths:
+                found = (type(owner).__name__ if owner is not None else 'pipeline',
+                         ' / '.join(paths))
+        tb = tb.tb_next
+    return found

@@ -90,7 +90,7 @@ def _hints(model: nn.Module, source: TensorSource, mapping: dict,
     hints = []
     for name, stored, own in report.mismatched:
         head = name.split('.')[0]
-        if name.endswith('conv_seg.weight'):
+        if name.endswith('conv_seg.weight') and stored[0] != own[0]:
             hints.append(f'The checkpoint predicts {stored[0]} classes, the config {own[0]}: '
                          f'set model.{head}.num_classes={stored[0]}, or use the config the '
                          'checkpoint was trained with.')

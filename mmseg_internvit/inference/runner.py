@@ -6,12 +6,13 @@ from dataclasses import dataclass, field
 from typing import List, Optional, TextIO, Tuple
 
 import numpy as np
+from mmengine.utils import ProgressBar
+from mmseg.visualization import SegLocalVisualizer
 
 from .image_io import ImageReadError, read_image
 from .inputs import InputImage
 from .segmenter import Segmenter
-from .writers import blend_overlay, class_areas, write_json, write_label_png, write_npz, \
-    write_rgb_png
+from .writers import class_areas, write_json, write_label_png, write_npz, write_rgb_png
 
 
 @dataclass
@@ -28,34 +29,12 @@ class Summary:
                 f'{self.seconds:.1f} s ({rate:.2f} images/s)')
 
 
-class Progress:
-    """Progress with images/s on ``stream``: one line redrawn on a terminal, else a
-    line per tenth of the work (so logs stay short).
-    """
-
-    def __init__(self, total: int, stream: TextIO = sys.stderr, width: int = 30) -> None:
-        self.total, self.stream, self.width = total, stream, width
-        self.count, self.failed = 0, 0
-        self.start = time.perf_counter()
-        self.interactive = getattr(stream, 'isatty', lambda: False)()
-
-    def update(self, failed: bool = False) -> None:
-        self.count += 1
-        self.failed += failed
-        step = max(self.total // 10, 1)
-        if not self.interactive and self.count % step and self.count != self.total:
-            return
-        elapsed = time.perf_counter() - self.start
-        filled = self.width * self.count // max(self.total, 1)
-        rate = self.count / elapsed if elapsed > 0 else 0.0
-        line = (f'[{"#" * filled}{"." * (self.width - filled)}] {self.count}/{self.total} '
-                f'images, {rate:.2f} images/s, {self.failed} failed')
-        if self.interactive:
-            end = '\n' if self.count == self.total else ''
-            self.stream.write(f'\r{line}{end}')
-        else:
-            self.stream.write(line + '\n')
-        self.stream.flush()
+def overlay_drawer(segmenter: Segmenter, opacity: float) -> SegLocalVisualizer:
+    """mmseg's visualizer, set up to draw ``segmenter``'s classes at ``opacity``."""
+    visualizer = SegLocalVisualizer.get_instance(
+        f'mmseg_internvit-infer-{id(segmenter)}-{opacity}', alpha=opacity)
+    visualizer.set_dataset_meta(classes=segmenter.classes, palette=segmenter.palette)
+    return visualizer
 
 
 def write_outputs(segmenter: Segmenter, result, rgb: np.ndarray, out_base: str,
@@ -64,8 +43,9 @@ def write_outputs(segmenter: Segmenter, result, rgb: np.ndarray, out_base: str,
     and ``_areas.json``."""
     label = result.pred_sem_seg.data[0].cpu().numpy()
     write_label_png(out_base + '_label.png', label, segmenter.palette)
-    write_rgb_png(out_base + '_overlay.png',
-                  blend_overlay(rgb, label, segmenter.palette, opacity))
+    drawer = overlay_drawer(segmenter, opacity)
+    drawer.add_datasample(out_base, rgb, result, draw_gt=False, with_labels=False)
+    write_rgb_png(out_base + '_overlay.png', drawer.get_image())
     if save_logits:
         probs = result.seg_probs.data.float().cpu().numpy().astype(np.float16)
         write_npz(out_base + '_logits.npz', probs=probs, classes=np.array(segmenter.classes))
@@ -75,23 +55,23 @@ def write_outputs(segmenter: Segmenter, result, rgb: np.ndarray, out_base: str,
 
 def run_inference(segmenter: Segmenter, images: List[InputImage], out_dir: str,
                   opacity: float = 0.5, save_logits: bool = False, save_areas: bool = False,
-                  progress: Optional[Progress] = None, log: TextIO = sys.stderr) -> Summary:
+                  log: Optional[TextIO] = None) -> Summary:
     """Segment ``images`` ``segmenter.batch_size`` at a time and write their outputs.
 
-    A file that cannot be read, segmented or written is reported on ``log``
-    and counted as failed; the others go on.
+    Progress is mmengine's progress bar on ``log`` (default: stderr). A file
+    that cannot be read, segmented or written is reported on ``log`` and
+    counted as failed; the others go on.
     """
+    log = log or sys.stderr
     summary = Summary()
     start = time.perf_counter()
-    progress = progress or Progress(len(images), stream=log)
+    progress = ProgressBar(len(images), file=log)
 
     def fail(image: InputImage, reason: str) -> None:
         reason = reason[len(image.path) + 2:] if reason.startswith(image.path + ': ') else reason
         summary.failed.append((image.path, reason))
-        if progress.interactive:
-            log.write('\n')  # keep the progress line above the message
-        log.write(f'failed: {image.path}: {reason}\n')
-        progress.update(failed=True)
+        log.write(f'\nfailed: {image.path}: {reason}\n')
+        progress.update()
 
     def flush(batch: List[Tuple[InputImage, np.ndarray]]) -> None:
         try:
@@ -125,5 +105,6 @@ def run_inference(segmenter: Segmenter, images: List[InputImage], out_dir: str,
             batch = []
     if batch:
         flush(batch)
+    log.write('\n')
     summary.seconds = time.perf_counter() - start
     return summary

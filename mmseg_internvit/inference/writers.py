@@ -57,22 +57,6 @@ def write_label_png(path: str, label: np.ndarray, palette: Sequence[Sequence[int
         image.save(f, format='PNG')
 
 
-def blend_overlay(rgb: np.ndarray, label: np.ndarray, palette: Sequence[Sequence[int]],
-                  opacity: float = 0.5, rows_per_band: int = 256) -> np.ndarray:
-    """``(1 - opacity) * image + opacity * class colour``, uint8 RGB.
-
-    Blended a band of rows at a time, so the float copies stay small next to
-    a photo of any size.
-    """
-    colours = np.asarray(palette, dtype=np.float32).reshape(-1, 3)
-    out = np.empty(rgb.shape, dtype=np.uint8)
-    for start in range(0, rgb.shape[0], rows_per_band):
-        rows = slice(start, start + rows_per_band)
-        mixed = (1.0 - opacity) * rgb[rows].astype(np.float32) + opacity * colours[label[rows]]
-        out[rows] = np.clip(np.rint(mixed), 0, 255)
-    return out
-
-
 def write_rgb_png(path: str, rgb: np.ndarray) -> None:
     """An ``(H, W, 3)`` uint8 RGB array as a PNG."""
     with atomic_file(path) as f:

@@ -1,0 +1,198 @@
+"""Every user error the tools handle: one ``error:`` line naming the culprit, exit status 2.
+
+The table ``CASES`` is the source of docs/errors.md (a test keeps them in
+step): each case runs a tool in this process through ``run_tool``, exactly as
+``tools/<name>.py`` does, and checks the message, the status, that no
+traceback is printed and that nothing is left half-written.
+"""
+import os
+import re
+import stat
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+LINEAR = str(ROOT / 'configs/smoke/linear_internvit-tiny_1xb4-300_ade20k-sample-112x112.py')
+UPERNET = str(ROOT / 'configs/smoke/upernet_internvit-tiny_1xb4-300_ade20k-sample-112x112.py')
+DOC = ROOT / 'docs' / 'errors.md'
+
+
+@dataclass
+class Case:
+    """A user error: which tool, how to provoke it, what it must say."""
+    name: str
+    tool: str
+    args: Callable[['Files'], List[str]]
+    message: str  # a regular expression the error line must match
+    status: int = 2
+    check: Optional[Callable[['Files'], None]] = None  # nothing half-written, etc.
+
+
+class Files:
+    """The files the cases use, made once per test session in a temporary folder."""
+
+    def __init__(self, root: Path, data: str) -> None:
+        from mmengine.runner import save_checkpoint
+        from mmseg.apis import init_model
+
+        from mmseg_internvit import register_all_modules
+        register_all_modules()
+        self.root, self.data = root, data
+        torch.manual_seed(0)
+        self.linear = str(root / 'linear.pth')
+        save_checkpoint(dict(meta={}, state_dict=init_model(LINEAR, device='cpu').state_dict()),
+                        self.linear)
+        self.upernet = str(root / 'upernet.pth')
+        save_checkpoint(dict(meta={}, state_dict=init_model(UPERNET, device='cpu').state_dict()),
+                        self.upernet)
+        self.truncated = str(root / 'truncated.pth')
+        with open(self.linear, 'rb') as f:
+            Path(self.truncated).write_bytes(f.read()[:4000])
+        self.a_file = str(root / 'a_file.txt')
+        Path(self.a_file).write_text('not a folder\n')
+        self.empty_zero = root / 'iter_4.pth'
+        self.empty_zero.mkdir()
+        (self.empty_zero / 'zero_pp_rank_0_mp_rank_00_optim_states.pt').write_bytes(b'')
+        self.image = str(root / 'photo.png')
+        Image.fromarray(np.full((40, 60, 3), 90, np.uint8)).save(self.image)
+        # A copy of the sample data with one broken annotation.
+        self.broken_data = str(root / 'broken' / 'ADEChallengeData2016')
+        shutil.copytree(data, self.broken_data)
+        Path(self.broken_data, 'annotations', 'training', 'ADE_train_00000005.png').write_text(
+            'not a png\n')
+        self.existing = root / 'existing.safetensors'
+
+    def data_options(self, root=None, iters=4):
+        root = root or self.data
+        return ['--cfg-options', *(f'{s}_dataloader.dataset.data_root={root}'
+                                   for s in ('train', 'val', 'test')),
+                f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}']
+
+    def work(self, name):
+        return str(self.root / 'work' / name)
+
+
+def _unchanged_existing(files: Files) -> None:
+    assert files.existing.read_bytes() == b'keep me'
+
+
+CASES = [
+    Case('config does not exist', 'train', lambda f: [str(f.root / 'nope.py')],
+         r'nope\.py does not exist'),
+    Case('--work-dir is a file', 'train', lambda f: [LINEAR, '--work-dir', f.a_file],
+         r'--work-dir .*a_file\.txt is a file; give a folder'),
+    Case('--resume from a truncated checkpoint', 'train',
+         lambda f: [LINEAR, '--work-dir', f.work('r'), '--resume', f.truncated],
+         r'--resume .*truncated\.pth: cannot resume from it, it is truncated'),
+    Case('load_from: checkpoint of another config', 'train',
+         lambda f: [UPERNET, '--work-dir', f.work('l'), *f.data_options(),
+                    f'load_from={f.linear}'],
+         r'does not fit the model\..*This is a linear-probe file .* but the config builds a UPerHead'),
+    Case('broken annotation file while training', 'train',
+         lambda f: [LINEAR, '--work-dir', f.work('b'),
+                    *f.data_options(f.broken_data, iters=20)],
+         r'LoadAnnotations failed on .*ADE_train_00000005\.png: UnidentifiedImageError'),
+    Case('checkpoint does not exist', 'test', lambda f: [LINEAR, str(f.root / 'x.pth')],
+         r'checkpoint .*x\.pth does not exist'),
+    Case('class count differs from the checkpoint', 'test',
+         lambda f: [LINEAR, f.linear, '--work-dir', f.work('t1'), *f.data_options(),
+                    'model.decode_head.num_classes=10'],
+         r'decode_head\.conv_seg\.weight.*\(150, 96, 1, 1\).*\(10, 96, 1, 1\).*'
+         r'predicts 150 classes, the config 10'),
+    Case('linear-probe checkpoint with a UPerNet config', 'test',
+         lambda f: [UPERNET, f.linear, '--work-dir', f.work('t2'), *f.data_options()],
+         r'Missing .*decode_head\.psp_modules.*linear-probe file .* but the config builds'),
+    Case('truncated checkpoint', 'test',
+         lambda f: [LINEAR, f.truncated, '--work-dir', f.work('t3'), *f.data_options()],
+         r'truncated\.pth'),
+    Case('ZeRO folder without model states', 'test',
+         lambda f: [LINEAR, str(f.empty_zero), '--work-dir', f.work('t4'), *f.data_options()],
+         r'iter_4\.pth is a folder but neither a DeepSpeed checkpoint'),
+    Case('--out is a file', 'test', lambda f: [LINEAR, f.linear, '--out', f.a_file],
+         r'--out .*a_file\.txt is a file; give a folder'),
+    Case('truncated checkpoint (inference)', 'infer',
+         lambda f: [LINEAR, f.truncated, f.image, '--out-dir', f.work('i1')],
+         r'truncated\.pth'),
+    Case('--out-dir is a file', 'infer',
+         lambda f: [LINEAR, f.linear, f.image, '--out-dir', f.a_file],
+         r'output folder .*a_file\.txt exists and is not a folder'),
+    Case('no image among the inputs', 'infer',
+         lambda f: [LINEAR, f.linear, str(f.root / 'none*.jpg'), '--out-dir', f.work('i2')],
+         r'no images found in .*none\*\.jpg'),
+    Case('output exists (no --overwrite)', 'convert_checkpoint',
+         lambda f: [f.linear, str(f.existing)],
+         r'existing\.safetensors exists; pass --overwrite', check=_unchanged_existing),
+    Case('unknown --arch', 'convert_checkpoint',
+         lambda f: [f.linear, str(f.root / 'new.safetensors'), '--arch', '7b'],
+         r"Unknown InternViT arch '7b'",
+         check=lambda f: not (f.root / 'new.safetensors').exists() or pytest.fail('written')),
+    Case('wrong --arch onto an existing output', 'convert_checkpoint',
+         lambda f: [f.linear, str(f.existing), '--arch', '300m', '--overwrite'],
+         r'does not match the model.*24 blocks of width 1024', check=_unchanged_existing),
+    Case('output exists (no --overwrite)', 'consolidate_checkpoint',
+         lambda f: [f.linear, str(f.existing)],
+         r'existing\.safetensors exists; pass --overwrite', check=_unchanged_existing),
+]
+
+
+@pytest.fixture(scope='module')
+def files(tmp_path_factory, sample_ade20k):
+    return Files(tmp_path_factory.mktemp('errors'), sample_ade20k)
+
+
+@pytest.mark.parametrize('case', CASES, ids=lambda c: f'{c.tool}: {c.name}')
+def test_user_error(case, files, capsys):
+    from mmseg_internvit.apis.errors import run_tool
+    files.existing.write_bytes(b'keep me')
+    status = run_tool(case.tool, case.args(files))
+    err = capsys.readouterr().err
+    assert status == case.status, err[-3000:]
+    lines = [line for line in err.splitlines() if line.startswith('error: ')]
+    assert len(lines) == 1, err[-3000:]
+    assert re.search(case.message, lines[0]), lines[0]
+    assert 'Traceback' not in err
+    if case.check is not None:
+        case.check(files)
+
+
+def test_debug_shows_the_traceback(files):
+    from mmseg_internvit.apis.errors import run_tool
+    from mmseg_internvit.checkpoint import CheckpointReadError
+    with pytest.raises(CheckpointReadError):
+        run_tool('infer', [LINEAR, files.truncated, files.image, '--out-dir',
+                           files.work('d'), '--debug'])
+
+
+def test_a_glob_matching_nothing_is_reported(files, capsys):
+    from mmseg_internvit.apis.errors import run_tool
+    status = run_tool('infer', [LINEAR, files.linear, files.image, str(files.root / 'no*.jpg'),
+                                '--out-dir', files.work('g')])
+    err = capsys.readouterr().err
+    assert status == 0, err[-3000:]
+    assert re.search(r'warning: .*no\*\.jpg matched no image files', err)
+
+
+def test_converted_files_follow_the_umask(files):
+    from mmseg_internvit.apis.errors import run_tool
+    old = os.umask(0o022)
+    try:
+        out = files.root / 'mode.safetensors'
+        assert run_tool('convert_checkpoint', [files.linear, str(out)]) == 0
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644
+
+
+def test_docs_table_lists_every_case():
+    """docs/errors.md is kept beside this table: every case, tool and status is there."""
+    text = DOC.read_text()
+    for case in CASES:
+        row = f'| `{case.tool}` | {case.name} |'
+        assert row in text, f'docs/errors.md lacks the row starting {row!r}'
