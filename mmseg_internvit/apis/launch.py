@@ -93,12 +93,14 @@ def check_fits_before_loading(runner, checkpoint: Optional[str]) -> None:
 
     mmengine loads them non-strictly (a random head would silently remain);
     files are checked here by the strict whole-model loader, shapes only.
-    DeepSpeed folders are loaded by DeepSpeed itself, which checks them.
+    DeepSpeed folders are loaded by DeepSpeed itself, and a FlexibleRunner's
+    model does not exist before its strategy builds it: those are not checked.
     """
-    if not checkpoint or '://' in checkpoint or not osp.isfile(checkpoint):
+    model = unwrapped_model(runner)
+    if model is None or not checkpoint or '://' in checkpoint or not osp.isfile(checkpoint):
         return
     from mmseg_internvit.checkpoint import check_checkpoint_fits
-    check_checkpoint_fits(unwrapped_model(runner), checkpoint)
+    check_checkpoint_fits(model, checkpoint)
 
 
 def init_cpu_process_group(launcher: str) -> None:
@@ -211,9 +213,11 @@ def adapt_for_testing(cfg: Config, checkpoint: str) -> bool:
 
 
 def unwrapped_model(runner):
-    """The model a runner holds, without its DDP / DeepSpeed / FSDP wrapper."""
+    """The model a runner holds, without its DDP wrapper; None while a
+    FlexibleRunner still holds only its config (its strategy builds it later)."""
     from mmengine.model import is_model_wrapper
-    return runner.model.module if is_model_wrapper(runner.model) else runner.model
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    return model if isinstance(model, torch.nn.Module) else None
 
 
 def enable_visualization(cfg: Config, show_dir: str) -> None:

@@ -48,14 +48,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
     runner = build_runner(cfg)
-    model = unwrapped_model(runner)
-    if args.tta:
-        model = model.module  # the segmentor inside the TTA wrapper
-    from mmseg_internvit.checkpoint import check_checkpoint_fits, load_model_weights
-    if load_here:
-        load_model_weights(model, args.checkpoint)
-    else:
-        check_checkpoint_fits(model, args.checkpoint)
+    if load_here:  # the plain Runner: its model is built
+        from mmseg_internvit.checkpoint import load_model_weights
+        model = unwrapped_model(runner)
+        load_model_weights(model.module if args.tta else model, args.checkpoint)
     metrics = runner.test()
     print({k: round(float(v), 4) for k, v in metrics.items()} if metrics else metrics)
     return 0

@@ -6,7 +6,10 @@ from dataclasses import dataclass, field
 from typing import List, Optional, TextIO, Tuple
 
 import numpy as np
+import torch
+from mmengine.structures import PixelData
 from mmengine.utils import ProgressBar
+from mmseg.structures import SegDataSample
 from mmseg.visualization import SegLocalVisualizer
 
 from .image_io import ImageReadError, read_image
@@ -29,12 +32,28 @@ class Summary:
                 f'{self.seconds:.1f} s ({rate:.2f} images/s)')
 
 
-def overlay_drawer(segmenter: Segmenter, opacity: float) -> SegLocalVisualizer:
-    """mmseg's visualizer, set up to draw ``segmenter``'s classes at ``opacity``."""
+OVERLAY_ROWS = 256  # rows drawn per call: the visualizer's float copies stay small
+
+
+def draw_overlay(segmenter: Segmenter, rgb: np.ndarray, label: np.ndarray,
+                 opacity: float) -> np.ndarray:
+    """The class colours over ``rgb`` at ``opacity``, drawn by mmseg's visualizer.
+
+    Drawn a band of rows at a time (the blend is per pixel, so the result is
+    the same), which keeps the visualizer's float64 copies of a 24-megapixel
+    photo from costing gigabytes.
+    """
     visualizer = SegLocalVisualizer.get_instance(
         f'mmseg_internvit-infer-{id(segmenter)}-{opacity}', alpha=opacity)
     visualizer.set_dataset_meta(classes=segmenter.classes, palette=segmenter.palette)
-    return visualizer
+    out = np.empty(rgb.shape, dtype=np.uint8)
+    for start in range(0, rgb.shape[0], OVERLAY_ROWS):
+        rows = slice(start, start + OVERLAY_ROWS)
+        band = SegDataSample(pred_sem_seg=PixelData(data=torch.from_numpy(label[None, rows])))
+        visualizer.add_datasample('overlay', np.ascontiguousarray(rgb[rows]), band,
+                                  draw_gt=False, with_labels=False)
+        out[rows] = visualizer.get_image()
+    return out
 
 
 def write_outputs(segmenter: Segmenter, result, rgb: np.ndarray, out_base: str,
@@ -43,9 +62,7 @@ def write_outputs(segmenter: Segmenter, result, rgb: np.ndarray, out_base: str,
     and ``_areas.json``."""
     label = result.pred_sem_seg.data[0].cpu().numpy()
     write_label_png(out_base + '_label.png', label, segmenter.palette)
-    drawer = overlay_drawer(segmenter, opacity)
-    drawer.add_datasample(out_base, rgb, result, draw_gt=False, with_labels=False)
-    write_rgb_png(out_base + '_overlay.png', drawer.get_image())
+    write_rgb_png(out_base + '_overlay.png', draw_overlay(segmenter, rgb, label, opacity))
     if save_logits:
         probs = result.seg_probs.data.float().cpu().numpy().astype(np.float16)
         write_npz(out_base + '_logits.npz', probs=probs, classes=np.array(segmenter.classes))
