@@ -6,7 +6,6 @@ PIP := $(PY) -m pip
 TORCH_VERSION := 2.14.1
 TORCHVISION_VERSION := 0.29.1
 MMCV_VERSION := 2.1.0
-DEEPSPEED_VERSION := 0.18.9
 # mmcv has no wheel for this torch and takes ~13 min to compile on 2 cores, so
 # the wheel is kept outside the repo, keyed by the torch version it was built
 # against: a torch pin change can never pick up a wheel built for another torch.
@@ -18,7 +17,7 @@ PYTEST_ARGS ?=
 
 install: $(STAMP)
 
-$(STAMP): Makefile requirements.txt setup.py tools/install/build_mmcv_wheel.sh
+$(STAMP): Makefile requirements.txt requirements-deepspeed.txt setup.py tools/install/build_mmcv_wheel.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q torch==$(TORCH_VERSION) torchvision==$(TORCHVISION_VERSION)
 	# mmcv's build needs pkg_resources (setuptools < 81) and must see torch.
@@ -27,8 +26,7 @@ $(STAMP): Makefile requirements.txt setup.py tools/install/build_mmcv_wheel.sh
 	  bash tools/install/build_mmcv_wheel.sh $(PY) $(MMCV_WHEEL_DIR) $(MMCV_VERSION)
 	$(PIP) install -q --no-deps $(MMCV_WHEEL_DIR)/mmcv-$(MMCV_VERSION)-*.whl
 	$(PIP) install -q -r requirements.txt
-	# mmengine 0.10.7's DeepSpeedStrategy imports a module deepspeed 0.19 removed.
-	$(PIP) install -q --no-build-isolation deepspeed==$(DEEPSPEED_VERSION)
+	$(PIP) install -q --no-build-isolation -r requirements-deepspeed.txt
 	$(PIP) install -q --no-build-isolation --no-deps -e .
 	$(PY) tools/check_install.py
 	touch $(STAMP)

@@ -1,5 +1,14 @@
 """Install mmseg_internvit: InternViT backbones for mmsegmentation 1.x and mmdet 3.x."""
+from pathlib import Path
+
 from setuptools import find_packages, setup
+
+
+def requirements(name: str) -> list:
+    """The requirement lines of a requirements file beside this one."""
+    lines = (Path(__file__).parent / name).read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith('#')]
+
 
 setup(
     name='mmseg_internvit',
@@ -11,5 +20,5 @@ setup(
     # The full pinned stack lives in requirements.txt (mmcv must be built
     # with ops, which pip cannot express here); these are the import needs.
     install_requires=['torch', 'timm', 'safetensors', 'mmengine'],
-    extras_require={'deepspeed': ['deepspeed==0.18.9']},
+    extras_require={'deepspeed': requirements('requirements-deepspeed.txt')},
 )

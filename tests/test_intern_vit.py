@@ -54,7 +54,7 @@ def test_bad_arch_and_dtype():
 
 
 def test_presets_have_upstream_shapes():
-    arch = InternViT.__init__.__globals__['ARCH_ZOO']
+    from mmseg_internvit.models.backbones.intern_vit import ARCH_ZOO as arch
     assert arch['6b']['num_layers'] == 48 and arch['6b-448']['num_layers'] == 45
     assert arch['300m']['embed_dims'] == 1024 and arch['300m']['norm_type'] == 'ln'
     # Construction allocates without writing: a 6B on meta costs nothing, and

@@ -128,7 +128,7 @@ def check_strategy(cfg: Config) -> None:
     if kind == 'DeepSpeedStrategy':
         if find_spec('deepspeed') is None:
             raise ImportError('This config trains with DeepSpeed, which is not installed: '
-                              '`pip install --no-build-isolation deepspeed==0.18.9` '
+                              '`pip install --no-build-isolation -r requirements-deepspeed.txt` '
                               '(make install does it), or use an FSDP config.')
         wrapper = cfg.get('optim_wrapper', {}).get('type', 'OptimWrapper')
         if 'DeepSpeed' not in wrapper:

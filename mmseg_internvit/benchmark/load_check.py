@@ -22,7 +22,7 @@ from typing import Optional, Union
 
 import torch
 
-from mmseg_internvit.checkpoint import save_backbone_safetensors
+from mmseg_internvit.checkpoint import save_safetensors
 from mmseg_internvit.models.backbones.intern_vit import InternViT, resolve_arch
 from .measure import available_host_bytes
 
@@ -70,7 +70,7 @@ def write_random_checkpoint(arch: Union[str, dict], folder: str,
         shards[f'block-{i:05d}.safetensors'] = {f'blocks.{i}.{k}': v for k, v in block.items()}
     weight_map, total = {}, 0
     for name, tensors in shards.items():
-        save_backbone_safetensors(tensors, os.path.join(folder, name))
+        save_safetensors(tensors, os.path.join(folder, name))
         weight_map.update({key: name for key in tensors})
         total += sum(t.numel() * t.element_size() for t in tensors.values())
     with open(os.path.join(folder, INDEX_NAME), 'w') as f:

@@ -7,7 +7,7 @@ from typing import Dict
 import torch
 
 from .readers import CheckpointReadError, open_checkpoint
-from .writer import check_output_path, save_backbone_safetensors
+from .writer import check_output_path, save_safetensors
 
 
 def is_deepspeed_checkpoint(path: str) -> bool:
@@ -57,6 +57,6 @@ def consolidate_to_safetensors(src: str, dst: str, dtype: torch.dtype = None) ->
     state = load_model_state(src)
     if dtype is not None:
         state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
-    save_backbone_safetensors(state, dst)
+    save_safetensors(state, dst)
     return len(state)
 

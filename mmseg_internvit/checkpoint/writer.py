@@ -38,7 +38,7 @@ def _write_atomically(dst: str, write: Callable[[str], None]) -> None:
         raise
 
 
-def save_backbone_safetensors(state: Mapping[str, torch.Tensor], dst: str,
+def save_safetensors(state: Mapping[str, torch.Tensor], dst: str,
                               dataset_meta: Optional[dict] = None) -> None:
     """Save ``state`` to ``dst`` atomically: temp file, then rename.
 
@@ -62,7 +62,7 @@ def save_model_checkpoint(state: Mapping[str, torch.Tensor], dst: str,
     (``{'meta': {'dataset_meta': ...}, 'state_dict': ...}``), atomically."""
     check_output_path(dst, MODEL_SUFFIXES)
     if dst.endswith('.safetensors'):
-        save_backbone_safetensors(state, dst, dataset_meta)
+        save_safetensors(state, dst, dataset_meta)
         return
     meta = {} if dataset_meta is None else {'dataset_meta': dataset_meta}
     checkpoint = {'meta': meta, 'state_dict': {k: v.detach().contiguous()
@@ -93,7 +93,7 @@ def convert_to_safetensors(src: str, dst: str, dtype: torch.dtype = None) -> str
                          'InternViT checkpoint, or its backbone is under a prefix other '
                          "than 'backbone.'.")
     ours = renamed_source(source, key_map.mapping)
-    save_backbone_safetensors({k: _cast(ours[k], dtype) for k in ours.keys()}, dst)
+    save_safetensors({k: _cast(ours[k], dtype) for k in ours.keys()}, dst)
     return key_map.format
 
 

@@ -7,13 +7,16 @@ from mmseg_internvit.registry import FUNCTIONS
 
 
 def _block_classes(layer_cls_names: Iterable[str]) -> Tuple[Type[nn.Module], ...]:
+    """The module classes of ``mmseg_internvit.models.backbones.intern_vit`` named."""
     from mmseg_internvit.models.backbones import intern_vit
-    known = {'InternViTBlock': intern_vit.InternViTBlock}
-    unknown = [n for n in layer_cls_names if n not in known]
+    found = {name: getattr(intern_vit, name, None) for name in layer_cls_names}
+    unknown = [name for name, cls in found.items()
+               if not (isinstance(cls, type) and issubclass(cls, nn.Module))]
     if unknown:
         raise ValueError(f'FSDP wrap class(es) {unknown} not found; layer_cls_names must '
-                         f'name classes from {sorted(known)}')
-    return tuple(known[n] for n in layer_cls_names)
+                         'name module classes of mmseg_internvit.models.backbones.intern_vit, '
+                         "e.g. 'InternViTBlock'")
+    return tuple(found.values())
 
 
 @FUNCTIONS.register_module()
