@@ -193,3 +193,34 @@ def test_import_prints_nothing():
     out = subprocess.run([sys.executable, '-c', 'import mmseg_internvit'],
                          capture_output=True, text=True, check=True)
     assert out.stdout == ''
+
+
+def test_forward_is_prepare_tokens_then_run_blocks(tiny_model):
+    tiny_model.out_indices = tiny_model._normalize_out_indices([1, -1])
+    x = torch.randn(2, 3, 70, 42)
+    tokens, grid = tiny_model.prepare_tokens(x)
+    assert grid == (5, 3) and tokens.shape == (2, 1 + 15, 64)
+    assert tiny_model.num_prefix_tokens == 1
+    middle = tiny_model.run_blocks(tokens, grid, 0, 2)
+    last = tiny_model.run_blocks(middle, grid, 2)
+    torch.testing.assert_close(last, tiny_model.run_blocks(tokens, grid))
+    outs = tiny_model(x)
+    for out, t in zip(outs, (middle, last)):
+        torch.testing.assert_close(out, t[:, 1:].transpose(1, 2).reshape(2, 64, *grid))
+
+
+def test_set_grad_checkpointing_switches_run_blocks(tiny_model, monkeypatch):
+    calls = []
+    real = torch.utils.checkpoint.checkpoint
+    monkeypatch.setattr(torch.utils.checkpoint, 'checkpoint',
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    tokens, grid = tiny_model.prepare_tokens(torch.randn(1, 3, 28, 28))
+    tiny_model.set_grad_checkpointing()
+    assert tiny_model.with_cp
+    tiny_model.run_blocks(tokens, grid, 1, 3).sum().backward()
+    assert len(calls) == 2
+    with torch.no_grad():  # nothing to recompute without autograd
+        tiny_model.run_blocks(tokens, grid)
+    tiny_model.set_grad_checkpointing(False)
+    tiny_model.run_blocks(tokens, grid)
+    assert len(calls) == 2

@@ -215,3 +215,26 @@ def test_smoke_config_trains(tmp_path, sample_ade20k):
     run_tool('train.py', SMOKE, '--work-dir', work, *options)
     losses = losses_in(work)
     assert len(losses) == 4 and all(math.isfinite(v) for _, v in losses)
+
+
+def test_adapter_uses_the_vit_public_forward_pieces(monkeypatch):
+    model = build_adapter()
+    calls = []
+    vit = model.vit
+    for name in ('prepare_tokens', 'run_blocks'):
+        real = getattr(vit, name)
+        monkeypatch.setattr(vit, name, lambda *a, _n=name, _f=real, **k:
+                            calls.append((_n, k.get('start'), k.get('end'))) or _f(*a, **k))
+    model(torch.randn(1, 3, 56, 70))
+    assert calls == [('prepare_tokens', None, None), ('run_blocks', 0, 2), ('run_blocks', 2, 4)]
+
+
+def test_set_grad_checkpointing_covers_vit_and_interactions():
+    model = build_adapter()
+    model.set_grad_checkpointing(True)
+    layers = [m for m in model.modules() if hasattr(m, 'with_cp')]
+    # The ViT, 2 injectors, 1 + 3 extractors (2 extra after the last interaction).
+    assert model.vit in layers and len(layers) == 1 + 2 + 4
+    assert all(m.with_cp for m in layers)
+    model.set_grad_checkpointing(False)
+    assert not any(m.with_cp for m in layers)

@@ -147,6 +147,13 @@ class InternViT(BaseModule):
     Inputs of any size are padded right/bottom to a multiple of the patch size,
     so every output map is ``(B, C, ceil(H / 14), ceil(W / 14))``.
 
+    The forward is two public pieces that other modules (the ViT-Adapter)
+    call too, so position handling and checkpointing live in one place:
+    :meth:`prepare_tokens` (patch embedding, resized position embedding, cls)
+    and :meth:`run_blocks` (any range of blocks, checkpointed when
+    :meth:`set_grad_checkpointing` is on). Tokens carry ``num_prefix_tokens``
+    (1: the cls token) ahead of the ``h * w`` patch tokens.
+
     Args:
         arch: ``'6b'`` (224px, 48 layers), ``'6b-448'`` (448px, 45 layers),
             ``'300m'`` or a dict with the keys of :data:`ARCH_KEYS`.
@@ -157,7 +164,8 @@ class InternViT(BaseModule):
         drop_path_rate: Stochastic depth of the last block (linear from 0).
         frozen: Freeze all parameters, keep eval mode (re-applied by
             :meth:`train`) and run forward without autograd.
-        with_cp: Activation checkpointing per block while training.
+        with_cp: Activation checkpointing per block whenever autograd records
+            the blocks (see :meth:`set_grad_checkpointing`).
         dtype: ``'float32'``, ``'bfloat16'`` or ``'float16'``: the parameters'
             and computation dtype. Outputs are always float32 so heads run fp32.
         attn_impl: ``'sdpa'`` (fused) or ``'naive'`` (N x N reference).
@@ -191,6 +199,7 @@ class InternViT(BaseModule):
         self.out_indices = self._normalize_out_indices(out_indices)
         pretrain_grid = s['pretrain_size'] // patch_size
         self.pretrain_grid = (pretrain_grid, pretrain_grid)
+        self.num_prefix_tokens = 1  # the cls token, ahead of the patch tokens
 
         dpr = torch.linspace(0, drop_path_rate, self.num_layers, device='cpu').tolist()
         # Built on the meta device, then given real (unwritten) storage in the
@@ -284,38 +293,82 @@ class InternViT(BaseModule):
         return {'cls_token', 'pos_embed'}
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Turn activation checkpointing of every block on or off (timm's name).
+
+        The switch behind the ``with_cp`` argument: while it is on, each block
+        run by :meth:`run_blocks` keeps only its input and recomputes its
+        activations in the backward pass. It applies wherever autograd records
+        the blocks, so it also covers an adapter driving the blocks of a frozen
+        ViT (gradients then flow through the blocks to the adapter's layers).
+
+        Args:
+            enable: New value of ``with_cp``.
+        """
         self.with_cp = enable
 
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        if self.frozen:
-            with torch.no_grad():
-                return self._forward(x)
-        return self._forward(x)
+    def prepare_tokens(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
+        """Images to the tokens the first block reads.
 
-    def _forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        B = x.shape[0]
-        # The parameters' dtype, not self.dtype: DeepSpeed bf16 and FSDP mixed
-        # precision recast parameters behind the module's back.
-        compute_dtype = self.pos_embed.dtype
-        tokens, grid = self.patch_embed(x.to(compute_dtype))
-        pos = self.pos_embed
-        tokens = tokens + resize_pos_embed(pos[:, 1:], self.pretrain_grid, grid)
-        cls = (self.cls_token + pos[:, :1]).expand(B, -1, -1)
-        x = torch.cat([cls, tokens], dim=1)
-        outs = {}
-        for i, block in enumerate(self.blocks[:max(self.out_indices) + 1]):
-            if self.with_cp and self.training and x.requires_grad:
+        Patch embedding (after padding H and W up to the patch size), plus the
+        position embedding resized to the token grid, with the cls token
+        (plus its position) prepended. A frozen backbone builds no autograd
+        graph here: the tokens depend on the image and frozen weights only.
+
+        Args:
+            x: Images ``(B, 3, H, W)``; cast to the parameters' dtype.
+
+        Returns:
+            ``(tokens, grid)``: tokens ``(B, num_prefix_tokens + h * w, C)``
+            and the patch grid ``(h, w) = (ceil(H / 14), ceil(W / 14))``.
+        """
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+            # The parameters' dtype, not self.dtype: DeepSpeed bf16 and FSDP
+            # mixed precision recast parameters behind the module's back.
+            tokens, grid = self.patch_embed(x.to(self.pos_embed.dtype))
+            pos = self.pos_embed
+            tokens = tokens + resize_pos_embed(pos[:, 1:], self.pretrain_grid, grid)
+            cls = (self.cls_token + pos[:, :1]).expand(x.shape[0], -1, -1)
+            return torch.cat([cls, tokens], dim=1), grid
+
+    def run_blocks(self, x: torch.Tensor, grid: Tuple[int, int], start: int = 0,
+                   end: Optional[int] = None) -> torch.Tensor:
+        """Run blocks ``start .. end - 1`` (Python slice bounds) on tokens.
+
+        Each block is checkpointed when :meth:`set_grad_checkpointing` is on
+        and autograd records it (its input requires grad).
+
+        Args:
+            x: Tokens ``(B, num_prefix_tokens + h * w, C)`` from
+                :meth:`prepare_tokens` or an earlier call.
+            grid: The patch grid ``(h, w)`` of ``x``.
+            start: First block.
+            end: One past the last block (None: to the last block).
+
+        Returns:
+            The tokens after the blocks, same shape.
+        """
+        for block in self.blocks[start:end]:
+            if self.with_cp and torch.is_grad_enabled() and x.requires_grad:
                 x = cp.checkpoint(block, x, use_reentrant=False)
             else:
                 x = block(x)
-            if i in self.out_indices:
-                outs[i] = x
+        return x
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        tokens, grid = self.prepare_tokens(x)
+        outs, start = {}, 0
+        for index in sorted(set(self.out_indices)):
+            tokens = self.run_blocks(tokens, grid, start, index + 1)
+            outs[index], start = tokens, index + 1
+        return tuple(self._feature_map(outs[i], grid) for i in self.out_indices)
+
+    def _feature_map(self, tokens: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:
         # With dtype='bfloat16'/'float16' the heads stay float32: cast once here,
         # not with per-module hooks. When a wrapper (DeepSpeed, FSDP) owns the
         # precision of the whole model, the heads share the backbone's dtype.
-        out_dtype = torch.float32 if self.dtype != torch.float32 else compute_dtype
-        return tuple(outs[i][:, 1:].transpose(1, 2).reshape(B, -1, *grid).to(out_dtype)
-                     for i in self.out_indices)
+        out_dtype = torch.float32 if self.dtype != torch.float32 else tokens.dtype
+        patches = tokens[:, self.num_prefix_tokens:]
+        return patches.transpose(1, 2).reshape(len(tokens), -1, *grid).to(out_dtype)
 
 
 def _check_init_cfg(init_cfg: Optional[dict]) -> Optional[dict]:
