@@ -224,3 +224,21 @@ def test_set_grad_checkpointing_switches_run_blocks(tiny_model, monkeypatch):
     tiny_model.set_grad_checkpointing(False)
     tiny_model.run_blocks(tokens, grid)
     assert len(calls) == 2
+
+
+def test_autocast_dtype_keeps_float32_weights_and_outputs():
+    reference = build_tiny()
+    model = InternViT(arch=TINY_6B_STYLE, autocast_dtype='bfloat16', window_size=2,
+                      global_attn_indexes=[3], with_cp=True)
+    model.load_state_dict(reference.state_dict())
+    model.train()
+    seen = []
+    model.blocks[0].mlp.fc1.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    out = model(torch.randn(1, 3, 56, 70))[0]
+    assert out.dtype == torch.float32 and seen[0] == torch.bfloat16
+    out.square().mean().backward()
+    assert all(p.dtype == torch.float32 and p.grad.dtype == torch.float32
+               for p in model.parameters())
+    with pytest.raises(ValueError, match="autocast_dtype must be None, 'bfloat16' or 'float16', "
+                                         "got 'bf16x'"):
+        InternViT(arch=TINY_6B_STYLE, autocast_dtype='bf16x')

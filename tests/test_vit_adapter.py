@@ -238,3 +238,24 @@ def test_set_grad_checkpointing_covers_vit_and_interactions():
     assert all(m.with_cp for m in layers)
     model.set_grad_checkpointing(False)
     assert not any(m.with_cp for m in layers)
+
+
+def test_adapter_with_windowed_vit():
+    x = torch.randn(2, 3, 56, 70)  # a 4 x 5 token grid
+    plain = build_adapter(frozen=False)
+    covering = build_adapter(frozen=False, vit=dict(window_size=14, global_attn_indexes=[3]))
+    covering.load_state_dict(plain.state_dict())
+    # One window covers the grid: the same model as with global attention.
+    for a, b in zip(covering(x), plain(x)):
+        assert torch.equal(a, b)
+    windowed = build_adapter(frozen=False, vit=dict(window_size=2, global_attn_indexes=[1, 3],
+                                                   with_cp=True))
+    windowed.load_state_dict(plain.state_dict())
+    windowed.train()
+    outs = windowed(x)
+    assert [tuple(o.shape) for o in outs] == [(2, 64, 14, 18), (2, 64, 7, 9), (2, 64, 4, 5),
+                                              (2, 64, 2, 3)]
+    assert not torch.allclose(outs[0], plain(x)[0])
+    sum(o.square().mean() for o in outs).backward()
+    assert windowed.vit.blocks[0].attn.qkv.weight.grad.abs().sum() > 0
+    assert windowed.interactions[0].injector.gamma.grad.abs().sum() > 0

@@ -10,7 +10,7 @@ from mmengine.model import BaseModule
 from timm.layers import DropPath, LayerScale, Mlp, trunc_normal_
 
 from mmseg_internvit.registry import MODELS
-from ..layers import Attention, RMSNorm, build_norm
+from ..layers import Attention, RMSNorm, WindowAttention, build_norm
 
 ARCH_KEYS = ('embed_dims', 'num_layers', 'num_heads', 'feedforward_channels',
              'qk_normalization', 'norm_type', 'qkv_bias', 'layer_scale_init',
@@ -117,23 +117,29 @@ class InternViTBlock(nn.Module):
         layer_scale_init: Initial value of the layer-scale gammas.
         drop_path: Stochastic depth rate of this block.
         attn_impl: See :class:`Attention`.
+        window_size: Attend within windows of this many tokens per side
+            (:class:`WindowAttention`); None attends globally.
     """
 
     def __init__(self, dim: int, num_heads: int, mlp_hidden: int, qkv_bias: bool,
                  qk_normalization: bool, norm_type: str, layer_scale_init: float,
-                 drop_path: float = 0.0, attn_impl: str = 'sdpa') -> None:
+                 drop_path: float = 0.0, attn_impl: str = 'sdpa',
+                 window_size: Optional[int] = None) -> None:
         super().__init__()
         self.norm1 = build_norm(norm_type, dim)
-        self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias,
-                              qk_normalization=qk_normalization, attn_impl=attn_impl)
+        attn_args = dict(qkv_bias=qkv_bias, qk_normalization=qk_normalization,
+                         attn_impl=attn_impl)
+        self.attn = (WindowAttention(dim, num_heads, window_size, **attn_args)
+                     if window_size else Attention(dim, num_heads, **attn_args))
         self.ls1 = LayerScale(dim, init_values=layer_scale_init)
         self.norm2 = build_norm(norm_type, dim)
         self.mlp = Mlp(dim, hidden_features=mlp_hidden, act_layer=nn.GELU)
         self.ls2 = LayerScale(dim, init_values=layer_scale_init)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop_path(self.ls1(self.attn(self.norm1(x))))
+    def forward(self, x: torch.Tensor, grid: Optional[Tuple[int, int]] = None) -> torch.Tensor:
+        """Tokens ``(B, N, C)`` of the patch grid ``grid`` (needed by windowed blocks)."""
+        x = x + self.drop_path(self.ls1(self.attn(self.norm1(x), grid)))
         return x + self.drop_path(self.ls2(self.mlp(self.norm2(x))))
 
 
@@ -168,7 +174,23 @@ class InternViT(BaseModule):
             the blocks (see :meth:`set_grad_checkpointing`).
         dtype: ``'float32'``, ``'bfloat16'`` or ``'float16'``: the parameters'
             and computation dtype. Outputs are always float32 so heads run fp32.
+        autocast_dtype: ``'bfloat16'`` or ``'float16'`` runs the backbone's
+            own computations (:meth:`prepare_tokens`, :meth:`run_blocks`) under
+            ``torch.autocast`` while the parameters stay in ``dtype``: full
+            tuning with float32 master weights and low-precision compute in
+            the backbone only, for heads that must stay float32 (mmcv's
+            RoIAlign has no bfloat16 kernel, and bfloat16 anchors lose whole
+            pixels). Outputs are float32. None: no autocast.
         attn_impl: ``'sdpa'`` (fused) or ``'naive'`` (N x N reference).
+        window_size: Window side in tokens for window attention (ViTDet):
+            every block not in ``global_attn_indexes`` attends within
+            non-overlapping ``window_size`` x ``window_size`` windows of the
+            patch grid, padded to whole windows and cropped back. The cls
+            token stays global: it attends to every token and every window
+            attends to it (:class:`WindowAttention`), so the dense outputs are
+            the patch tokens as without windows. None: all blocks global.
+        global_attn_indexes: Blocks (0-based, negative from the end) that keep
+            global attention when ``window_size`` is set.
         init_cfg: ``dict(type='Pretrained', checkpoint=PATH)`` loads any
             supported checkpoint format (see ``mmseg_internvit.checkpoint``).
     """
@@ -182,7 +204,10 @@ class InternViT(BaseModule):
                  frozen: bool = False,
                  with_cp: bool = False,
                  dtype: str = 'float32',
+                 autocast_dtype: Optional[str] = None,
                  attn_impl: str = 'sdpa',
+                 window_size: Optional[int] = None,
+                 global_attn_indexes: Sequence[int] = (),
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=None)
         self.pretrained_cfg = _check_init_cfg(init_cfg)
@@ -196,7 +221,16 @@ class InternViT(BaseModule):
         self.frozen = frozen
         self.with_cp = with_cp
         self.dtype = DTYPES[dtype]
+        if autocast_dtype is not None and \
+                DTYPES.get(autocast_dtype) not in (torch.bfloat16, torch.float16):
+            raise ValueError("autocast_dtype must be None, 'bfloat16' or 'float16', got "
+                             f'{autocast_dtype!r}')
+        self.autocast_dtype = autocast_dtype and DTYPES[autocast_dtype]
         self.out_indices = self._normalize_out_indices(out_indices)
+        self.window_size = window_size
+        self.global_attn_indexes = normalize_block_indexes(
+            global_attn_indexes, self.num_layers, 'global_attn_indexes')
+        windows = block_window_sizes(window_size, self.global_attn_indexes, self.num_layers)
         pretrain_grid = s['pretrain_size'] // patch_size
         self.pretrain_grid = (pretrain_grid, pretrain_grid)
         self.num_prefix_tokens = 1  # the cls token, ahead of the patch tokens
@@ -214,7 +248,7 @@ class InternViT(BaseModule):
             self.blocks = nn.ModuleList(
                 InternViTBlock(self.embed_dims, s['num_heads'], s['feedforward_channels'],
                                s['qkv_bias'], s['qk_normalization'], s['norm_type'],
-                               s['layer_scale_init'], dpr[i], attn_impl)
+                               s['layer_scale_init'], dpr[i], attn_impl, windows[i])
                 for i in range(self.num_layers))
         self.to(self.dtype)
         self.to_empty(device=device)
@@ -226,14 +260,7 @@ class InternViT(BaseModule):
     def _normalize_out_indices(self, out_indices: Union[int, Sequence[int]]) -> List[int]:
         if isinstance(out_indices, int):
             out_indices = [out_indices]
-        result = []
-        for index in out_indices:
-            if not -self.num_layers <= index < self.num_layers:
-                raise ValueError(f'out_indices entry {index} is out of range for '
-                                 f'{self.num_layers} blocks (use -{self.num_layers}..'
-                                 f'{self.num_layers - 1})')
-            result.append(index % self.num_layers)
-        return result
+        return normalize_block_indexes(out_indices, self.num_layers, 'out_indices')
 
     def reset_parameters(self) -> None:
         """Random init: truncated normal (std 0.02) weights, zero biases."""
@@ -321,7 +348,8 @@ class InternViT(BaseModule):
             ``(tokens, grid)``: tokens ``(B, num_prefix_tokens + h * w, C)``
             and the patch grid ``(h, w) = (ceil(H / 14), ceil(W / 14))``.
         """
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+        with self._autocast(x.device), \
+                torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
             # The parameters' dtype, not self.dtype: DeepSpeed bf16 and FSDP
             # mixed precision recast parameters behind the module's back.
             tokens, grid = self.patch_embed(x.to(self.pos_embed.dtype))
@@ -347,12 +375,20 @@ class InternViT(BaseModule):
         Returns:
             The tokens after the blocks, same shape.
         """
-        for block in self.blocks[start:end]:
-            if self.with_cp and torch.is_grad_enabled() and x.requires_grad:
-                x = cp.checkpoint(block, x, use_reentrant=False)
-            else:
-                x = block(x)
+        with self._autocast(x.device):
+            for block in self.blocks[start:end]:
+                if self.with_cp and torch.is_grad_enabled() and x.requires_grad:
+                    x = cp.checkpoint(block, x, grid, use_reentrant=False)
+                else:
+                    x = block(x, grid)
         return x
+
+    def _autocast(self, device: torch.device) -> torch.autocast:
+        # No weight-cast cache: it would hold a low-precision copy of every
+        # block's weights until the forward ends, defeating ZeRO-3 / FSDP
+        # sharding; each cast is redone where a weight is used.
+        return torch.autocast(device.type, dtype=self.autocast_dtype or torch.bfloat16,
+                              enabled=self.autocast_dtype is not None, cache_enabled=False)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         tokens, grid = self.prepare_tokens(x)
@@ -363,12 +399,51 @@ class InternViT(BaseModule):
         return tuple(self._feature_map(outs[i], grid) for i in self.out_indices)
 
     def _feature_map(self, tokens: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:
-        # With dtype='bfloat16'/'float16' the heads stay float32: cast once here,
-        # not with per-module hooks. When a wrapper (DeepSpeed, FSDP) owns the
-        # precision of the whole model, the heads share the backbone's dtype.
-        out_dtype = torch.float32 if self.dtype != torch.float32 else tokens.dtype
+        # With dtype='bfloat16'/'float16' or autocast the heads stay float32:
+        # cast once here, not with per-module hooks. When a wrapper (DeepSpeed,
+        # FSDP) owns the precision of the whole model, the heads share the
+        # parameters' dtype.
+        out_dtype = torch.float32 if self.dtype != torch.float32 else self.pos_embed.dtype
         patches = tokens[:, self.num_prefix_tokens:]
         return patches.transpose(1, 2).reshape(len(tokens), -1, *grid).to(out_dtype)
+
+
+def normalize_block_indexes(indexes: Sequence[int], num_layers: int, name: str) -> List[int]:
+    """Block indexes (negative from the end) as 0-based ints, in the given order.
+
+    Args:
+        indexes: Indexes to check.
+        num_layers: Number of blocks.
+        name: Argument name for the error message.
+    """
+    result = []
+    for index in indexes:
+        if isinstance(index, bool) or not isinstance(index, int) \
+                or not -num_layers <= index < num_layers:
+            raise ValueError(f'{name} entry {index!r} is out of range for {num_layers} blocks '
+                             f'(use integers -{num_layers}..{num_layers - 1})')
+        result.append(index % num_layers)
+    return result
+
+
+def block_window_sizes(window_size: Optional[int], global_attn_indexes: Sequence[int],
+                       num_layers: int) -> List[Optional[int]]:
+    """Each block's attention window (None: global), after checking the arguments.
+
+    Args:
+        window_size: Window side in tokens, or None for global attention.
+        global_attn_indexes: 0-based blocks that stay global.
+        num_layers: Number of blocks.
+    """
+    if window_size is None:
+        if global_attn_indexes:
+            raise ValueError(f'global_attn_indexes={list(global_attn_indexes)} needs '
+                             'window_size: set window_size (e.g. 14) or drop global_attn_indexes')
+        return [None] * num_layers
+    if isinstance(window_size, bool) or not isinstance(window_size, int) or window_size < 1:
+        raise ValueError('window_size must be a positive int (tokens per window side, e.g. 14) '
+                         f'or None for global attention; got {window_size!r}')
+    return [None if i in global_attn_indexes else window_size for i in range(num_layers)]
 
 
 def _check_init_cfg(init_cfg: Optional[dict]) -> Optional[dict]:
