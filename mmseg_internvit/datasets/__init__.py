@@ -1,7 +1,8 @@
 """Dataset helpers: a synthetic ADE20K-style sample and an ADE20K folder checker.
 
 The sample builder and checker import only numpy and Pillow; the pipeline
-check (an mmcv transform) is registered where mmcv is installed.
+check (an mmcv transform) is registered where mmcv is installed, the
+COCO-format dataset (an mmdet dataset) where mmdet is.
 """
 from importlib.util import find_spec
 
@@ -14,3 +15,7 @@ __all__ = ['ADE20KReport', 'SAMPLE_CLASSES_USED', 'SplitCounts',
 if find_spec('mmcv') is not None:
     from .label_check import CheckSegLabels  # noqa: F401
     __all__.append('CheckSegLabels')
+
+if find_spec('mmdet') is not None:
+    from .coco_format import CocoFormatDataset, coco_categories  # noqa: F401
+    __all__ += ['CocoFormatDataset', 'coco_categories']
