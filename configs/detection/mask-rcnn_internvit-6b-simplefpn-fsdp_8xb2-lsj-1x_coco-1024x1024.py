@@ -9,9 +9,3 @@ _base_ = [
 # config): weights stay float32 and the backbone autocasts to bf16 itself.
 model = dict(backbone=dict(with_cp=False))
 strategy = dict(model_wrapper=dict(mixed_precision=None))
-optim_wrapper = dict(
-    _delete_=True,
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
-    constructor='LayerDecayOptimWrapperConstructor',
-    paramwise_cfg=dict(layer_decay_rate=0.95))

@@ -9,9 +9,4 @@ _base_ = [
 # keeps float32 weights and the backbone computes in bf16 itself
 # (autocast_dtype), so the heads stay float32.
 strategy = dict(bf16=dict(enabled=False))
-optim_wrapper = dict(
-    _delete_=True,
-    type='DeepSpeedNoGradStepOptimWrapper',
-    optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
-    constructor='LayerDecayOptimWrapperConstructor',
-    paramwise_cfg=dict(layer_decay_rate=0.95))
+optim_wrapper = dict(type='DeepSpeedNoGradStepOptimWrapper')
