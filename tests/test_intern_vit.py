@@ -242,3 +242,11 @@ def test_autocast_dtype_keeps_float32_weights_and_outputs():
     with pytest.raises(ValueError, match="autocast_dtype must be None, 'bfloat16' or 'float16', "
                                          "got 'bf16x'"):
         InternViT(arch=TINY_6B_STYLE, autocast_dtype='bf16x')
+
+
+def test_a_callers_autocast_reaches_the_blocks(tiny_model):
+    seen = []
+    tiny_model.blocks[0].mlp.fc1.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        tiny_model(torch.randn(1, 3, 28, 28))
+    assert seen == [torch.bfloat16]

@@ -1,6 +1,7 @@
 """InternViT (6B and 300M) as a dense-prediction backbone."""
 import math
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from contextlib import nullcontext
+from typing import ContextManager, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -383,12 +384,14 @@ class InternViT(BaseModule):
                     x = block(x, grid)
         return x
 
-    def _autocast(self, device: torch.device) -> torch.autocast:
+    def _autocast(self, device: torch.device) -> ContextManager:
+        if self.autocast_dtype is None:
+            # Not autocast(enabled=False): that would switch off a caller's AMP.
+            return nullcontext()
         # No weight-cast cache: it would hold a low-precision copy of every
         # block's weights until the forward ends, defeating ZeRO-3 / FSDP
         # sharding; each cast is redone where a weight is used.
-        return torch.autocast(device.type, dtype=self.autocast_dtype or torch.bfloat16,
-                              enabled=self.autocast_dtype is not None, cache_enabled=False)
+        return torch.autocast(device.type, dtype=self.autocast_dtype, cache_enabled=False)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         tokens, grid = self.prepare_tokens(x)
