@@ -31,6 +31,7 @@ _REGISTERING_MODULES = (
     ('mmseg_internvit.models.segmentors.batched_slide', 'mmseg'),
     ('mmseg_internvit.datasets.label_check', 'mmcv'),
     ('mmseg_internvit.datasets.short_side_resize', 'mmcv'),
+    ('mmseg_internvit.datasets.coco_format', 'mmdet'),
     ('mmseg_internvit.engine', None),
 )
 _done = False

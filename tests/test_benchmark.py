@@ -91,6 +91,31 @@ def test_attn_both_reports_ratios_and_sizes(tmp_path):
         assert 'peak_memory_ratio' in comp
 
 
+def test_windows_both_compares_global_and_windowed(tmp_path):
+    result = run_json(tmp_path, '--arch', TINY_JSON, '--size', '56', '70', '--windows', 'both',
+                      '--window-size', '2', '--global-blocks', '1', *FAST)
+    glob, win = result['runs']
+    assert (glob['variant'], glob['window_size']) == ('global', None)
+    assert (win['variant'], win['window_size'], win['global_attn_indexes']) == \
+        ('window2', 2, [1])
+    # 4 x 5 grid + cls = 21 tokens. Block 0 is windowed: 2 x 2 windows over the
+    # grid padded to 4 x 6, each query sees its window and cls (24 x 5 pairs),
+    # plus the cls query over all 21 tokens; block 1 is global (21 x 21).
+    assert glob['flops'] == expected_forward_flops(64, 2, 21, 1)
+    assert win['flops'] == expected_forward_flops(64, 2, 21, 1) - 4 * 64 * (21 * 21 - 24 * 5 - 21)
+    (comp,) = result['comparisons']
+    assert (comp['reference'], comp['fused']) == ('global', 'window2')
+    assert comp['speedup'] == pytest.approx(glob['time_s']['median'] / win['time_s']['median'])
+
+
+def test_windows_default_to_the_detection_shape(tmp_path):
+    result = run_json(tmp_path, '--arch', TINY_JSON, '--windows', 'on', '--global-blocks', '1',
+                      '--warmup', '0', '--repeats', '1', '--threads', '1')
+    (run,) = result['runs']
+    assert (run['height'], run['width'], run['tokens']) == (1024, 1024, 74 * 74 + 1)
+    assert (run['variant'], run['window_size'], run['global_attn_indexes']) == ('sdpa', 14, [1])
+
+
 def test_plot_written(tmp_path):
     pytest.importorskip('matplotlib')
     png = tmp_path / 'plot.png'
@@ -135,6 +160,12 @@ def test_load6b_on_tiny_arch(tmp_path):
     (['--arch', TINY_JSON, '--plot', 'x.png'], 'at least two sizes'),
     (['--arch', TINY_JSON, '--with-cp'], '--with-cp only applies to --mode train'),
     (['--mode', 'train'], '--arch is required'),
+    (['--arch', TINY_JSON, '--window-size', '7'], '--window-size / --global-blocks apply with'),
+    (['--arch', TINY_JSON, '--windows', 'both', '--attn', 'both'], 'compare one thing per run'),
+    (['--arch', TINY_JSON, '--windows', 'on', '--global-blocks', '3'],
+     '--global-blocks 3 exceeds the 2 blocks'),
+    (['--arch', TINY_JSON, '--windows', 'on', '--window-size', '0'], 'expected an integer >= 1'),
+    (['--mode', 'load6b', '--windows', 'on'], 'drop --device/--attn/--with-cp/--windows'),
 ])
 def test_bad_arguments_exit_nonzero(args, message):
     proc = run_tool(*args, expect_ok=False)

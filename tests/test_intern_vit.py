@@ -220,3 +220,60 @@ def test_importing_the_backbone_needs_no_mm_library():
     assert len(lines) == 3  # register_all_modules prints nothing either
     if not torch.cuda.is_available():
         assert 'Setting accelerator' not in out.stderr
+
+
+def test_forward_is_prepare_tokens_then_run_blocks(tiny_model):
+    tiny_model.out_indices = tiny_model._normalize_out_indices([1, -1])
+    x = torch.randn(2, 3, 70, 42)
+    tokens, grid = tiny_model.prepare_tokens(x)
+    assert grid == (5, 3) and tokens.shape == (2, 1 + 15, 64)
+    assert tiny_model.num_prefix_tokens == 1
+    middle = tiny_model.run_blocks(tokens, grid, 0, 2)
+    last = tiny_model.run_blocks(middle, grid, 2)
+    torch.testing.assert_close(last, tiny_model.run_blocks(tokens, grid))
+    outs = tiny_model(x)
+    for out, t in zip(outs, (middle, last)):
+        torch.testing.assert_close(out, t[:, 1:].transpose(1, 2).reshape(2, 64, *grid))
+
+
+def test_set_grad_checkpointing_switches_run_blocks(tiny_model, monkeypatch):
+    calls = []
+    real = torch.utils.checkpoint.checkpoint
+    monkeypatch.setattr(torch.utils.checkpoint, 'checkpoint',
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    tokens, grid = tiny_model.prepare_tokens(torch.randn(1, 3, 28, 28))
+    tiny_model.set_grad_checkpointing()
+    assert tiny_model.with_cp
+    tiny_model.run_blocks(tokens, grid, 1, 3).sum().backward()
+    assert len(calls) == 2
+    with torch.no_grad():  # nothing to recompute without autograd
+        tiny_model.run_blocks(tokens, grid)
+    tiny_model.set_grad_checkpointing(False)
+    tiny_model.run_blocks(tokens, grid)
+    assert len(calls) == 2
+
+
+def test_autocast_dtype_keeps_float32_weights_and_outputs():
+    reference = build_tiny()
+    model = InternViT(arch=TINY_6B_STYLE, autocast_dtype='bfloat16', window_size=2,
+                      global_attn_indexes=[3], with_cp=True)
+    model.load_state_dict(reference.state_dict())
+    model.train()
+    seen = []
+    model.blocks[0].mlp.fc1.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    out = model(torch.randn(1, 3, 56, 70))[0]
+    assert out.dtype == torch.float32 and seen[0] == torch.bfloat16
+    out.square().mean().backward()
+    assert all(p.dtype == torch.float32 and p.grad.dtype == torch.float32
+               for p in model.parameters())
+    with pytest.raises(ValueError, match="autocast_dtype must be None, 'bfloat16' or 'float16', "
+                                         "got 'bf16x'"):
+        InternViT(arch=TINY_6B_STYLE, autocast_dtype='bf16x')
+
+
+def test_a_callers_autocast_reaches_the_blocks(tiny_model):
+    seen = []
+    tiny_model.blocks[0].mlp.fc1.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        tiny_model(torch.randn(1, 3, 28, 28))
+    assert seen == [torch.bfloat16]

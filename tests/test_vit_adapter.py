@@ -215,3 +215,47 @@ def test_smoke_config_trains(tmp_path, sample_ade20k):
     run_tool('train.py', SMOKE, '--work-dir', work, *options)
     losses = losses_in(work)
     assert len(losses) == 4 and all(math.isfinite(v) for _, v in losses)
+
+
+def test_adapter_uses_the_vit_public_forward_pieces(monkeypatch):
+    model = build_adapter()
+    calls = []
+    vit = model.vit
+    for name in ('prepare_tokens', 'run_blocks'):
+        real = getattr(vit, name)
+        monkeypatch.setattr(vit, name, lambda *a, _n=name, _f=real, **k:
+                            calls.append((_n, k.get('start'), k.get('end'))) or _f(*a, **k))
+    model(torch.randn(1, 3, 56, 70))
+    assert calls == [('prepare_tokens', None, None), ('run_blocks', 0, 2), ('run_blocks', 2, 4)]
+
+
+def test_set_grad_checkpointing_covers_vit_and_interactions():
+    model = build_adapter()
+    model.set_grad_checkpointing(True)
+    layers = [m for m in model.modules() if hasattr(m, 'with_cp')]
+    # The ViT, 2 injectors, 1 + 3 extractors (2 extra after the last interaction).
+    assert model.vit in layers and len(layers) == 1 + 2 + 4
+    assert all(m.with_cp for m in layers)
+    model.set_grad_checkpointing(False)
+    assert not any(m.with_cp for m in layers)
+
+
+def test_adapter_with_windowed_vit():
+    x = torch.randn(2, 3, 56, 70)  # a 4 x 5 token grid
+    plain = build_adapter(frozen=False)
+    covering = build_adapter(frozen=False, vit=dict(window_size=14, global_attn_indexes=[3]))
+    covering.load_state_dict(plain.state_dict())
+    # One window covers the grid: the same model as with global attention.
+    for a, b in zip(covering(x), plain(x)):
+        assert torch.equal(a, b)
+    windowed = build_adapter(frozen=False, vit=dict(window_size=2, global_attn_indexes=[1, 3],
+                                                   with_cp=True))
+    windowed.load_state_dict(plain.state_dict())
+    windowed.train()
+    outs = windowed(x)
+    assert [tuple(o.shape) for o in outs] == [(2, 64, 14, 18), (2, 64, 7, 9), (2, 64, 4, 5),
+                                              (2, 64, 2, 3)]
+    assert not torch.allclose(outs[0], plain(x)[0])
+    sum(o.square().mean() for o in outs).backward()
+    assert windowed.vit.blocks[0].attn.qkv.weight.grad.abs().sum() > 0
+    assert windowed.interactions[0].injector.gamma.grad.abs().sum() > 0

@@ -6,11 +6,16 @@ Usage:
     python tools/benchmark.py --mode probe --arch 6b --device cuda --dtype bfloat16
     python tools/benchmark.py --mode load6b --arch 6b
     python tools/benchmark.py --mode forward --arch 300m --sizes 224 336 448 --plot out.png
+    python tools/benchmark.py --mode train --arch 6b --windows both --device cuda --dtype bfloat16
 
 Modes: ``forward`` (no_grad inference), ``train`` (full-tuning forward +
 backward), ``probe`` (frozen backbone + BN/1x1-conv head step), ``load6b``
 (random bf16 checkpoint written shard by shard, then loaded and run once at
 224x224 in a fresh process; reports its peak RSS against the weight bytes).
+Detection shape: ``--windows both`` times the same weights with global
+attention and with 14-token windows (4 evenly spaced global blocks, the
+detection configs' layout) at 1024 x 1024 unless sizes are given, and
+reports their time and peak-memory ratios.
 Needs only torch, timm, mmengine and this repository. See docs/benchmarks.md.
 """
 import argparse
@@ -93,6 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--attn', choices=('sdpa', 'naive', 'both'), default='sdpa',
                         help='both: naive reference then fused sdpa, same weights and '
                              'process, with their time and peak-memory ratios (default: sdpa)')
+    parser.add_argument('--windows', choices=('off', 'on', 'both'), default='off',
+                        help='window attention: on, or both = global then windowed on the '
+                             'same weights with their ratios (default: off; with windows the '
+                             'default size is 1024 1024)')
+    parser.add_argument('--window-size', type=positive_int, default=None,
+                        help='window side in tokens (14)')
+    parser.add_argument('--global-blocks', type=non_negative_int, default=None,
+                        help='blocks kept global with --windows, evenly spaced (4)')
     parser.add_argument('--with-cp', action='store_true',
                         help='activation checkpointing (train mode)')
     parser.add_argument('--warmup', type=non_negative_int, default=2,
@@ -127,12 +140,21 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
                          'JSON arch dict (the 6B presets need a GPU or a lot of memory)')
         args.arch = '6b'
     load = args.mode == 'load6b'
+    windowed = args.windows != 'off'
+    default_size = (224, 224) if load else (1024, 1024) if windowed else (504, 504)
     args.dtype = args.dtype or ('bfloat16' if load else 'float32')
-    args.sizes = args.sizes or [tuple(args.size or ((224, 224) if load else (504, 504)))]
+    args.sizes = args.sizes or [tuple(args.size or default_size)]
+    if not windowed and (args.window_size is not None or args.global_blocks is not None):
+        parser.error('--window-size / --global-blocks apply with --windows on or both')
+    args.window_size = args.window_size or 14
+    args.global_blocks = 4 if args.global_blocks is None else args.global_blocks
+    if args.windows == 'both' and args.attn == 'both':
+        parser.error('--windows both and --attn both each compare two variants: compare one '
+                     'thing per run (drop one of them)')
     if load:
-        if args.device != 'cpu' or args.attn != 'sdpa' or args.with_cp:
+        if args.device != 'cpu' or args.attn != 'sdpa' or args.with_cp or windowed:
             parser.error('--mode load6b measures host memory: it runs on CPU with sdpa; '
-                         'drop --device/--attn/--with-cp')
+                         'drop --device/--attn/--with-cp/--windows')
         if len(args.sizes) > 1:
             parser.error('--mode load6b runs one forward: give one --size')
     if args.with_cp and args.mode != 'train':
@@ -143,9 +165,12 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     # Checks below import torch and the package (seconds), so they come last.
     from mmseg_internvit.models.backbones.intern_vit import resolve_arch
     try:
-        resolve_arch(args.arch)
+        num_layers = resolve_arch(args.arch)['num_layers']
     except ValueError as exc:
         parser.error(f'--arch: {exc}')
+    if windowed and args.global_blocks > num_layers:
+        parser.error(f'--global-blocks {args.global_blocks} exceeds the {num_layers} blocks '
+                     'of --arch')
     if args.plot:
         from mmseg_internvit.benchmark.report import require_matplotlib
         try:
@@ -230,7 +255,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         check_fits(args)
         cfg = BenchmarkConfig(mode=args.mode, arch=args.arch, sizes=args.sizes,
                               batch=args.batch, dtype=args.dtype, device=args.device,
-                              attn=args.attn, with_cp=args.with_cp, warmup=args.warmup,
+                              attn=args.attn, windows=args.windows,
+                              window_size=args.window_size, global_blocks=args.global_blocks,
+                              with_cp=args.with_cp, warmup=args.warmup,
                               repeats=args.repeats, num_classes=args.num_classes)
         runs, comparisons = run_benchmark(cfg)
         result.update(runs=runs, comparisons=comparisons)

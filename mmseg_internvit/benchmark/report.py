@@ -22,7 +22,7 @@ def format_runs(runs: List[dict]) -> str:
     for r in runs:
         t = r['time_s']
         mode = r['mode'] + ('+cp' if r.get('with_cp') else '')
-        rows.append((mode, r['attn_impl'], f"{r['height']}x{r['width']}", r['batch'], r['dtype'],
+        rows.append((mode, r['variant'], f"{r['height']}x{r['width']}", r['batch'], r['dtype'],
                      f"{t['median']:.4f}", f"{t['min']:.4f}-{t['max']:.4f}",
                      f"{r['images_per_s']:.2f}", f"{r['tokens_per_s']:.0f}",
                      f"{r['peak_memory']['peak_delta_bytes'] / MIB:.1f}",
@@ -32,13 +32,15 @@ def format_runs(runs: List[dict]) -> str:
 
 
 def format_comparisons(comparisons: List[dict]) -> str:
-    """Fused (sdpa) vs reference (naive) attention, per size.
+    """A variant vs its reference, per size: sdpa vs naive, or windows vs global.
 
     Args:
-        comparisons: Records of :func:`~mmseg_internvit.benchmark.runner.compare`.
+        comparisons: Records of :func:`~mmseg_internvit.benchmark.runner.compare`
+            (one pair of variants).
     """
-    header = ('size', 'naive s', 'sdpa s', 'speedup', 'time ratio', 'naive dMiB', 'sdpa dMiB',
-              'mem ratio')
+    ref, var = comparisons[0]['reference'], comparisons[0]['fused']
+    header = ('size', f'{ref} s', f'{var} s', 'speedup', 'time ratio', f'{ref} dMiB',
+              f'{var} dMiB', 'mem ratio')
     rows = []
     for c in comparisons:
         ratio = c['peak_memory_ratio']
@@ -96,12 +98,12 @@ def plot_runs(runs: List[dict], path: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, (ax_speed, ax_mem) = plt.subplots(1, 2, figsize=(10, 4))
-    for impl in sorted({r['attn_impl'] for r in runs}):
-        sel = sorted((r for r in runs if r['attn_impl'] == impl), key=lambda r: r['tokens'])
+    for name in sorted({r['variant'] for r in runs}):
+        sel = sorted((r for r in runs if r['variant'] == name), key=lambda r: r['tokens'])
         tokens = [r['tokens'] for r in sel]
-        ax_speed.plot(tokens, [r['images_per_s'] for r in sel], 'o-', label=impl)
+        ax_speed.plot(tokens, [r['images_per_s'] for r in sel], 'o-', label=name)
         ax_mem.plot(tokens, [r['peak_memory']['peak_delta_bytes'] / MIB for r in sel], 'o-',
-                    label=impl)
+                    label=name)
     first = runs[0]
     title = (f"{first['mode']} {first['arch_name']} {first['dtype']} {first['device']} "
              f"batch {first['batch']}")

@@ -1,51 +1,65 @@
 """The timed steps: backbone forward, full-tuning step, linear-probe step, GEMM."""
-from typing import Callable, Union
+from typing import Callable, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from mmseg_internvit.models.backbones.intern_vit import DTYPES, InternViT
-from mmseg_internvit.models.layers import Attention
+from mmseg_internvit.models.layers import Attention, WindowAttention
 
 MODES = ('forward', 'train', 'probe')
 
 
 def build_backbone(arch: Union[str, dict], device: torch.device, dtype: str = 'float32',
                    attn_impl: str = 'sdpa', frozen: bool = False,
-                   with_cp: bool = False) -> InternViT:
+                   with_cp: bool = False, window_size: Optional[int] = None,
+                   global_attn_indexes: Sequence[int] = ()) -> InternViT:
     """Build a randomly initialised InternViT directly on ``device``.
 
     Args:
         arch: Preset name or arch dict.
         device: Where parameters are allocated (no host copy for CUDA).
         dtype: Parameter/compute dtype name.
-        attn_impl: ``'sdpa'`` or ``'naive'``; switch per step with :func:`with_attn_impl`.
+        attn_impl: ``'sdpa'`` or ``'naive'``; switch per step with :func:`with_attention`.
         frozen: Build it frozen (linear probe).
         with_cp: Activation checkpointing per block.
+        window_size: Window attention outside ``global_attn_indexes``; switch
+            per step with :func:`with_attention`.
+        global_attn_indexes: Blocks that stay global.
     """
     with torch.device(device):
         model = InternViT(arch=arch, out_indices=[-1], frozen=frozen, with_cp=with_cp,
-                          dtype=dtype, attn_impl=attn_impl)
+                          dtype=dtype, attn_impl=attn_impl, window_size=window_size,
+                          global_attn_indexes=global_attn_indexes)
     model.init_weights()
     return model
 
 
-def with_attn_impl(model: nn.Module, attn_impl: str,
-                   step: Callable[[], None]) -> Callable[[], None]:
-    """Wrap ``step`` so it runs with every attention layer set to ``attn_impl``.
+# A window at least this large covers any grid: the block attends globally.
+WHOLE_GRID = 2**31
 
-    Same weights, same process: steps wrapped with 'naive' and 'sdpa' differ
-    in attention only and can be timed alternately. Setting the attribute on
-    a precomputed list costs microseconds, nothing next to a step.
+
+def with_attention(model: nn.Module, attn_impl: str, window_size: Optional[int],
+                   step: Callable[[], None]) -> Callable[[], None]:
+    """Wrap ``step`` so it runs with every attention layer set to ``attn_impl``
+    and every windowed layer to ``window_size`` (None: global attention).
+
+    Same weights, same process: wrapped steps differ in attention only and can
+    be timed alternately ('naive' vs 'sdpa', or windows vs global, where a
+    window covering the grid is exactly global attention). Setting attributes
+    on precomputed lists costs microseconds, nothing next to a step.
     """
     layers = [m for m in model.modules() if isinstance(m, Attention)]
+    windowed = [m for m in layers if isinstance(m, WindowAttention)]
 
-    def step_with_impl() -> None:
+    def step_with_attention() -> None:
         for layer in layers:
             layer.attn_impl = attn_impl
+        for layer in windowed:
+            layer.window_size = WHOLE_GRID if window_size is None else window_size
         step()
-    return step_with_impl
+    return step_with_attention
 
 
 def make_step(mode: str, model: InternViT, batch: int, height: int, width: int,

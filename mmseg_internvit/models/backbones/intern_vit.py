@@ -1,6 +1,7 @@
 """InternViT (6B and 300M) as a dense-prediction backbone."""
 import math
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from contextlib import nullcontext
+from typing import ContextManager, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -10,7 +11,7 @@ from mmengine.model import BaseModule
 from timm.layers import DropPath, LayerScale, Mlp, trunc_normal_
 
 from mmseg_internvit.registry import MODELS
-from ..layers import Attention, RMSNorm, build_norm
+from ..layers import Attention, RMSNorm, WindowAttention, build_norm
 
 ARCH_KEYS = ('embed_dims', 'num_layers', 'num_heads', 'feedforward_channels',
              'qk_normalization', 'norm_type', 'qkv_bias', 'layer_scale_init',
@@ -136,23 +137,29 @@ class InternViTBlock(nn.Module):
         layer_scale_init: Initial value of the layer-scale gammas.
         drop_path: Stochastic depth rate of this block.
         attn_impl: See :class:`Attention`.
+        window_size: Attend within windows of this many tokens per side
+            (:class:`WindowAttention`); None attends globally.
     """
 
     def __init__(self, dim: int, num_heads: int, mlp_hidden: int, qkv_bias: bool,
                  qk_normalization: bool, norm_type: str, layer_scale_init: float,
-                 drop_path: float = 0.0, attn_impl: str = 'sdpa') -> None:
+                 drop_path: float = 0.0, attn_impl: str = 'sdpa',
+                 window_size: Optional[int] = None) -> None:
         super().__init__()
         self.norm1 = build_norm(norm_type, dim)
-        self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias,
-                              qk_normalization=qk_normalization, attn_impl=attn_impl)
+        attn_args = dict(qkv_bias=qkv_bias, qk_normalization=qk_normalization,
+                         attn_impl=attn_impl)
+        self.attn = (WindowAttention(dim, num_heads, window_size, **attn_args)
+                     if window_size else Attention(dim, num_heads, **attn_args))
         self.ls1 = LayerScale(dim, init_values=layer_scale_init)
         self.norm2 = build_norm(norm_type, dim)
         self.mlp = Mlp(dim, hidden_features=mlp_hidden, act_layer=nn.GELU)
         self.ls2 = LayerScale(dim, init_values=layer_scale_init)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop_path(self.ls1(self.attn(self.norm1(x))))
+    def forward(self, x: torch.Tensor, grid: Optional[Tuple[int, int]] = None) -> torch.Tensor:
+        """Tokens ``(B, N, C)`` of the patch grid ``grid`` (needed by windowed blocks)."""
+        x = x + self.drop_path(self.ls1(self.attn(self.norm1(x), grid)))
         return x + self.drop_path(self.ls2(self.mlp(self.norm2(x))))
 
 
@@ -165,6 +172,13 @@ class InternViT(BaseModule):
     :meth:`init_weights`, so a 6B model never holds a throw-away fp32 copy.
     Inputs of any size are padded right/bottom to a multiple of the patch size,
     so every output map is ``(B, C, ceil(H / 14), ceil(W / 14))``.
+
+    The forward is two public pieces that other modules (the ViT-Adapter)
+    call too, so position handling and checkpointing live in one place:
+    :meth:`prepare_tokens` (patch embedding, resized position embedding, cls)
+    and :meth:`run_blocks` (any range of blocks, checkpointed when
+    :meth:`set_grad_checkpointing` is on). Tokens carry ``num_prefix_tokens``
+    (1: the cls token) ahead of the ``h * w`` patch tokens.
 
     Args:
         arch: ``'6b'`` (224px, 48 layers), ``'6b-448'`` (448px, 45 layers),
@@ -179,9 +193,17 @@ class InternViT(BaseModule):
         drop_path_rate: Stochastic depth of the last block (linear from 0).
         frozen: Freeze all parameters, keep eval mode (re-applied by
             :meth:`train`) and run forward without autograd.
-        with_cp: Activation checkpointing per block while training.
+        with_cp: Activation checkpointing per block whenever autograd records
+            the blocks (see :meth:`set_grad_checkpointing`).
         dtype: ``'float32'``, ``'bfloat16'`` or ``'float16'``: the parameters'
             and computation dtype. Outputs are always float32 so heads run fp32.
+        autocast_dtype: ``'bfloat16'`` or ``'float16'`` runs the backbone's
+            own computations (:meth:`prepare_tokens`, :meth:`run_blocks`) under
+            ``torch.autocast`` while the parameters stay in ``dtype``: full
+            tuning with float32 master weights and low-precision compute in
+            the backbone only, for heads that must stay float32 (mmcv's
+            RoIAlign has no bfloat16 kernel, and bfloat16 anchors lose whole
+            pixels). Outputs are float32. None: no autocast.
         attn_impl: ``'sdpa'`` (fused) or ``'naive'`` (N x N reference).
         pos_embed_grid: Side of the stored position-embedding grid (default:
             the arch's pretraining grid, ``pretrain_size // patch_size``). A
@@ -189,6 +211,15 @@ class InternViT(BaseModule):
             it on loading (the released segmentors store 36 for 504 px crops),
             so this matters where the model is wrapped before it is loaded
             (FSDP) or trained from scratch.
+        window_size: Window side in tokens for window attention (ViTDet):
+            every block not in ``global_attn_indexes`` attends within
+            non-overlapping ``window_size`` x ``window_size`` windows of the
+            patch grid, padded to whole windows and cropped back. The cls
+            token stays global: it attends to every token and every window
+            attends to it (:class:`WindowAttention`), so the dense outputs are
+            the patch tokens as without windows. None: all blocks global.
+        global_attn_indexes: Blocks (0-based, negative from the end) that keep
+            global attention when ``window_size`` is set.
         init_cfg: ``dict(type='Pretrained', checkpoint=PATH)`` loads any
             supported checkpoint format (see ``mmseg_internvit.checkpoint``).
     """
@@ -202,8 +233,11 @@ class InternViT(BaseModule):
                  frozen: bool = False,
                  with_cp: bool = False,
                  dtype: str = 'float32',
+                 autocast_dtype: Optional[str] = None,
                  attn_impl: str = 'sdpa',
                  pos_embed_grid: Optional[int] = None,
+                 window_size: Optional[int] = None,
+                 global_attn_indexes: Sequence[int] = (),
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=None)
         self.pretrained_cfg = _check_init_cfg(init_cfg)
@@ -218,12 +252,23 @@ class InternViT(BaseModule):
         self.frozen = frozen
         self.with_cp = with_cp
         self.dtype = DTYPES[dtype]
+        if autocast_dtype is not None and \
+                DTYPES.get(autocast_dtype) not in (torch.bfloat16, torch.float16):
+            raise ValueError("autocast_dtype must be None, 'bfloat16' or 'float16', got "
+                             f'{autocast_dtype!r}')
+        self.autocast_dtype = autocast_dtype and DTYPES[autocast_dtype]
         self.out_indices = self._normalize_out_indices(out_indices)
         if pos_embed_grid is not None and pos_embed_grid < 1:
             raise ValueError(f'pos_embed_grid must be >= 1, got {pos_embed_grid}')
         pretrain_grid = pos_embed_grid or s['pretrain_size'] // patch_size
         # The grid pos_embed is stored at (changes when a checkpoint brings another).
+        self.window_size = window_size
+        self.global_attn_indexes = normalize_block_indexes(
+            global_attn_indexes, self.num_layers, 'global_attn_indexes')
+        windows = block_window_sizes(window_size, self.global_attn_indexes, self.num_layers)
+        pretrain_grid = s['pretrain_size'] // patch_size
         self.pretrain_grid = (pretrain_grid, pretrain_grid)
+        self.num_prefix_tokens = 1  # the cls token, ahead of the patch tokens
 
         dpr = torch.linspace(0, drop_path_rate, self.num_layers, device='cpu').tolist()
         # Built on the meta device, then given real (unwritten) storage in the
@@ -238,7 +283,7 @@ class InternViT(BaseModule):
             self.blocks = nn.ModuleList(
                 InternViTBlock(self.embed_dims, s['num_heads'], s['feedforward_channels'],
                                s['qkv_bias'], s['qk_normalization'], s['norm_type'],
-                               s['layer_scale_init'], dpr[i], attn_impl)
+                               s['layer_scale_init'], dpr[i], attn_impl, windows[i])
                 for i in range(self.num_layers))
         self.to(self.dtype)
         self.to_empty(device=device)
@@ -250,14 +295,7 @@ class InternViT(BaseModule):
     def _normalize_out_indices(self, out_indices: Union[int, Sequence[int]]) -> List[int]:
         if isinstance(out_indices, int):
             out_indices = [out_indices]
-        result = []
-        for index in out_indices:
-            if not -self.num_layers <= index < self.num_layers:
-                raise ValueError(f'out_indices entry {index} is out of range for '
-                                 f'{self.num_layers} blocks (use -{self.num_layers}..'
-                                 f'{self.num_layers - 1})')
-            result.append(index % self.num_layers)
-        return result
+        return normalize_block_indexes(out_indices, self.num_layers, 'out_indices')
 
     def reset_parameters(self) -> None:
         """Random init: truncated normal (std 0.02) weights, zero biases."""
@@ -352,38 +390,132 @@ class InternViT(BaseModule):
         return {'cls_token', 'pos_embed'}
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Turn activation checkpointing of every block on or off (timm's name).
+
+        The switch behind the ``with_cp`` argument: while it is on, each block
+        run by :meth:`run_blocks` keeps only its input and recomputes its
+        activations in the backward pass. It applies wherever autograd records
+        the blocks, so it also covers an adapter driving the blocks of a frozen
+        ViT (gradients then flow through the blocks to the adapter's layers).
+
+        Args:
+            enable: New value of ``with_cp``.
+        """
         self.with_cp = enable
 
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        if self.frozen:
-            with torch.no_grad():
-                return self._forward(x)
-        return self._forward(x)
+    def prepare_tokens(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
+        """Images to the tokens the first block reads.
 
-    def _forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        B = x.shape[0]
-        # The parameters' dtype, not self.dtype: DeepSpeed bf16 and FSDP mixed
-        # precision recast parameters behind the module's back.
-        compute_dtype = self.pos_embed.dtype
-        tokens, grid = self.patch_embed(x.to(compute_dtype))
-        pos = self.pos_embed
-        tokens = tokens + resize_pos_embed(pos[:, 1:], self.pretrain_grid, grid)
-        cls = (self.cls_token + pos[:, :1]).expand(B, -1, -1)
-        x = torch.cat([cls, tokens], dim=1)
-        outs = {}
-        for i, block in enumerate(self.blocks[:max(self.out_indices) + 1]):
-            if self.with_cp and self.training and x.requires_grad:
-                x = cp.checkpoint(block, x, use_reentrant=False)
-            else:
-                x = block(x)
-            if i in self.out_indices:
-                outs[i] = x
-        # With dtype='bfloat16'/'float16' the heads stay float32: cast once here,
-        # not with per-module hooks. When a wrapper (DeepSpeed, FSDP) owns the
-        # precision of the whole model, the heads share the backbone's dtype.
-        out_dtype = torch.float32 if self.dtype != torch.float32 else compute_dtype
-        return tuple(outs[i][:, 1:].transpose(1, 2).reshape(B, -1, *grid).to(out_dtype)
-                     for i in self.out_indices)
+        Patch embedding (after padding H and W up to the patch size), plus the
+        position embedding resized to the token grid, with the cls token
+        (plus its position) prepended. A frozen backbone builds no autograd
+        graph here: the tokens depend on the image and frozen weights only.
+
+        Args:
+            x: Images ``(B, 3, H, W)``; cast to the parameters' dtype.
+
+        Returns:
+            ``(tokens, grid)``: tokens ``(B, num_prefix_tokens + h * w, C)``
+            and the patch grid ``(h, w) = (ceil(H / 14), ceil(W / 14))``.
+        """
+        with self._autocast(x.device), \
+                torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+            # The parameters' dtype, not self.dtype: DeepSpeed bf16 and FSDP
+            # mixed precision recast parameters behind the module's back.
+            tokens, grid = self.patch_embed(x.to(self.pos_embed.dtype))
+            pos = self.pos_embed
+            tokens = tokens + resize_pos_embed(pos[:, 1:], self.pretrain_grid, grid)
+            cls = (self.cls_token + pos[:, :1]).expand(x.shape[0], -1, -1)
+            return torch.cat([cls, tokens], dim=1), grid
+
+    def run_blocks(self, x: torch.Tensor, grid: Tuple[int, int], start: int = 0,
+                   end: Optional[int] = None) -> torch.Tensor:
+        """Run blocks ``start .. end - 1`` (Python slice bounds) on tokens.
+
+        Each block is checkpointed when :meth:`set_grad_checkpointing` is on
+        and autograd records it (its input requires grad).
+
+        Args:
+            x: Tokens ``(B, num_prefix_tokens + h * w, C)`` from
+                :meth:`prepare_tokens` or an earlier call.
+            grid: The patch grid ``(h, w)`` of ``x``.
+            start: First block.
+            end: One past the last block (None: to the last block).
+
+        Returns:
+            The tokens after the blocks, same shape.
+        """
+        with self._autocast(x.device):
+            for block in self.blocks[start:end]:
+                if self.with_cp and torch.is_grad_enabled() and x.requires_grad:
+                    x = cp.checkpoint(block, x, grid, use_reentrant=False)
+                else:
+                    x = block(x, grid)
+        return x
+
+    def _autocast(self, device: torch.device) -> ContextManager:
+        if self.autocast_dtype is None:
+            # Not autocast(enabled=False): that would switch off a caller's AMP.
+            return nullcontext()
+        # No weight-cast cache: it would hold a low-precision copy of every
+        # block's weights until the forward ends, defeating ZeRO-3 / FSDP
+        # sharding; each cast is redone where a weight is used.
+        return torch.autocast(device.type, dtype=self.autocast_dtype, cache_enabled=False)
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        tokens, grid = self.prepare_tokens(x)
+        outs, start = {}, 0
+        for index in sorted(set(self.out_indices)):
+            tokens = self.run_blocks(tokens, grid, start, index + 1)
+            outs[index], start = tokens, index + 1
+        return tuple(self._feature_map(outs[i], grid) for i in self.out_indices)
+
+    def _feature_map(self, tokens: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:
+        # With dtype='bfloat16'/'float16' or autocast the heads stay float32:
+        # cast once here, not with per-module hooks. When a wrapper (DeepSpeed,
+        # FSDP) owns the precision of the whole model, the heads share the
+        # parameters' dtype.
+        out_dtype = torch.float32 if self.dtype != torch.float32 else self.pos_embed.dtype
+        patches = tokens[:, self.num_prefix_tokens:]
+        return patches.transpose(1, 2).reshape(len(tokens), -1, *grid).to(out_dtype)
+
+
+def normalize_block_indexes(indexes: Sequence[int], num_layers: int, name: str) -> List[int]:
+    """Block indexes (negative from the end) as 0-based ints, in the given order.
+
+    Args:
+        indexes: Indexes to check.
+        num_layers: Number of blocks.
+        name: Argument name for the error message.
+    """
+    result = []
+    for index in indexes:
+        if isinstance(index, bool) or not isinstance(index, int) \
+                or not -num_layers <= index < num_layers:
+            raise ValueError(f'{name} entry {index!r} is out of range for {num_layers} blocks '
+                             f'(use integers -{num_layers}..{num_layers - 1})')
+        result.append(index % num_layers)
+    return result
+
+
+def block_window_sizes(window_size: Optional[int], global_attn_indexes: Sequence[int],
+                       num_layers: int) -> List[Optional[int]]:
+    """Each block's attention window (None: global), after checking the arguments.
+
+    Args:
+        window_size: Window side in tokens, or None for global attention.
+        global_attn_indexes: 0-based blocks that stay global.
+        num_layers: Number of blocks.
+    """
+    if window_size is None:
+        if global_attn_indexes:
+            raise ValueError(f'global_attn_indexes={list(global_attn_indexes)} needs '
+                             'window_size: set window_size (e.g. 14) or drop global_attn_indexes')
+        return [None] * num_layers
+    if isinstance(window_size, bool) or not isinstance(window_size, int) or window_size < 1:
+        raise ValueError('window_size must be a positive int (tokens per window side, e.g. 14) '
+                         f'or None for global attention; got {window_size!r}')
+    return [None if i in global_attn_indexes else window_size for i in range(num_layers)]
 
 
 def _check_init_cfg(init_cfg: Optional[dict]) -> Optional[dict]:

@@ -1,11 +1,11 @@
 """InternViT-Adapter: InternViT + spatial prior module + deformable interactions."""
 import math
+from functools import partial
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import torch.utils.checkpoint as cp
 from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 from timm.layers import LayerNorm2d, trunc_normal_
@@ -15,7 +15,7 @@ from ..layers.deform_attn import (DeformableCrossAttention, Shape, grid_centers,
                                   level_layout, reference_points, split_levels)
 from ..layers.interaction import DeformInputs, Extractor, Injector
 from ..layers.spm import SpatialPriorModule
-from .intern_vit import InternViT, resize_pos_embed
+from .intern_vit import InternViT
 
 SPM_STRIDES = (8, 16, 32)  # strides of the SPM levels the interactions use
 
@@ -52,7 +52,7 @@ class InteractionBlock(nn.Module):
                 level_shapes: Sequence[Shape]) -> Tuple[torch.Tensor, ...]:
         x = self.injector(x, c, inject_inputs)
         x = run_blocks(torch.cat([cls, x], dim=1))
-        cls, x = x[:, :1], x[:, 1:]
+        cls, x = x[:, :cls.shape[1]], x[:, cls.shape[1]:]
         for extractor in self.extractors:
             c = extractor(c, x, extract_inputs, level_shapes)
         return x, c, cls
@@ -84,7 +84,11 @@ class InternViTAdapter(BaseModule):
     only the patch embedding, which sees the image alone, runs without it.
     Set ``vit.with_cp=True`` to recompute block activations in the backward
     pass instead of storing them (``with_cp`` here does the same for the
-    injectors and extractors).
+    injectors and extractors; :meth:`set_grad_checkpointing` sets both).
+    Token preparation and the block loop are InternViT's own public
+    :meth:`InternViT.prepare_tokens` and :meth:`InternViT.run_blocks`, so the
+    ViT's position handling, checkpointing and attention options (windows)
+    apply here unchanged.
 
     Args:
         vit: InternViT arguments (``arch``, ``frozen``, ``with_cp``, ``dtype``,
@@ -197,17 +201,21 @@ class InternViTAdapter(BaseModule):
         names.update(n for n, _ in self.named_parameters() if n.endswith('injector.gamma'))
         return names
 
-    def _run_blocks(self, start: int, end: int) -> Callable[[torch.Tensor], torch.Tensor]:
-        blocks = self.vit.blocks[start:end + 1]
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Checkpoint the ViT blocks, injectors and extractors (timm's name).
 
-        def run(x: torch.Tensor) -> torch.Tensor:
-            for block in blocks:
-                if self.vit.with_cp and self.training and x.requires_grad:
-                    x = cp.checkpoint(block, x, use_reentrant=False)
-                else:
-                    x = block(x)
-            return x
-        return run
+        One switch for the whole backbone: the ViT's own
+        :meth:`InternViT.set_grad_checkpointing` (its blocks run through
+        :meth:`InternViT.run_blocks`) and the interactions' ``with_cp``.
+
+        Args:
+            enable: Checkpoint while autograd records the layers.
+        """
+        self.vit.set_grad_checkpointing(enable)
+        for interaction in self.interactions:
+            interaction.injector.with_cp = enable
+            for extractor in interaction.extractors:
+                extractor.with_cp = enable
 
     def _deform_inputs(self, vit_grid: Shape, level_shapes: Sequence[Shape],
                        device: torch.device) -> Tuple[DeformInputs, DeformInputs]:
@@ -222,29 +230,21 @@ class InternViTAdapter(BaseModule):
         extract = (ref[None], *level_layout([vit_grid], device))
         return inject, extract
 
-    def _embed(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, Shape]:
-        vit = self.vit
-        dtype = vit.pos_embed.dtype
-        tokens, grid = vit.patch_embed(x.to(dtype))
-        tokens = tokens + resize_pos_embed(vit.pos_embed[:, 1:], vit.pretrain_grid, grid)
-        cls = (vit.cls_token + vit.pos_embed[:, :1]).expand(x.shape[0], -1, -1)
-        return tokens, cls, grid
-
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         B = x.shape[0]
         c1, *levels = self.spm(x)
         level_shapes = [tuple(m.shape[-2:]) for m in levels]
         c = torch.cat([m.flatten(2).transpose(1, 2) + self.level_embed[i]
                        for i, m in enumerate(levels)], dim=1)
-        # The patch embedding sees only the image: no graph needed when frozen.
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.vit.frozen):
-            tokens, cls, grid = self._embed(x)
+        tokens, grid = self.vit.prepare_tokens(x)
+        prefix = self.vit.num_prefix_tokens
+        cls, tokens = tokens[:, :prefix], tokens[:, prefix:]
         inject, extract = self._deform_inputs(grid, level_shapes, x.device)
 
         vit_maps = []
         for block, (start, end) in zip(self.interactions, self.interaction_indexes):
-            tokens, c, cls = block(tokens, c, cls, self._run_blocks(start, end),
-                                   inject, extract, level_shapes)
+            run_blocks = partial(self.vit.run_blocks, grid=grid, start=start, end=end + 1)
+            tokens, c, cls = block(tokens, c, cls, run_blocks, inject, extract, level_shapes)
             vit_maps.append(tokens.float().transpose(1, 2).reshape(B, -1, *grid))
 
         c2, c3, c4 = split_levels(c, level_shapes)

@@ -1,5 +1,5 @@
-# As ./mask-rcnn_internvit-6b-adapter_8xb2-1x_coco.py with InternViT-300M.
-_base_ = './mask-rcnn_internvit-6b-adapter_8xb2-1x_coco.py'
+# As ./mask-rcnn_internvit-6b-adapter-frozen_8xb2-1x_coco.py with InternViT-300M.
+_base_ = './mask-rcnn_internvit-6b-adapter-frozen_8xb2-1x_coco.py'
 
 model = dict(
     backbone=dict(

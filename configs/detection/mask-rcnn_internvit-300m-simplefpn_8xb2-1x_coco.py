@@ -1,6 +1,0 @@
-# As ./mask-rcnn_internvit-6b-simplefpn_8xb2-1x_coco.py with InternViT-300M.
-_base_ = './mask-rcnn_internvit-6b-simplefpn_8xb2-1x_coco.py'
-
-model = dict(
-    backbone=dict(arch='300m', init_cfg=dict(checkpoint='pretrained/InternViT-300M-448px')),
-    neck=dict(in_channels=1024))
