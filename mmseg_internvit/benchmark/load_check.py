@@ -27,11 +27,9 @@ from mmseg_internvit.models.backbones.intern_vit import InternViT, resolve_arch
 from .measure import available_host_bytes
 
 INDEX_NAME = 'model.safetensors.index.json'
-# The child hides mmseg/mmdet/mmcv (None in sys.modules fails their import), as
-# tools/benchmark.py does: it measures the backbone alone, as a bare
-# torch+timm+mmengine machine runs it, and its RSS holds no downstream imports.
-CHILD_BOOT = ("import sys; sys.modules.update(dict.fromkeys(('mmseg', 'mmdet', 'mmcv'))); "
-              "from mmseg_internvit.benchmark.load_check import run_child; "
+# The child imports only the backbone (torch, timm, mmengine: no mmseg, mmdet
+# or mmcv), as a bare GPU machine runs it, so its RSS holds no downstream imports.
+CHILD_BOOT = ("import sys; from mmseg_internvit.benchmark.load_check import run_child; "
               "run_child(sys.argv[1])")
 
 

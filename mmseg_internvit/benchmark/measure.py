@@ -52,19 +52,6 @@ class TimeStats:
         return asdict(self)
 
 
-def time_calls(fn: Callable[[], object], device: torch.device, warmup: int,
-               repeats: int) -> TimeStats:
-    """Run ``fn`` ``warmup`` times untimed, then time ``repeats`` calls one by one.
-
-    Args:
-        fn: The step; its result is dropped before the next call.
-        device: Synchronised before each timer read.
-        warmup: Untimed calls (allocator warm-up, kernel selection, caches).
-        repeats: Timed calls.
-    """
-    return time_interleaved({'step': fn}, device, warmup, repeats)['step']
-
-
 def time_interleaved(fns: Dict[str, Callable[[], object]], device: torch.device, warmup: int,
                      repeats: int) -> Dict[str, TimeStats]:
     """Time several steps round-robin: ``a b c a b c ...`` after warming each up.
