@@ -20,6 +20,10 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.addinivalue_line('markers', 'slow: takes minutes; run with --runslow')
+    # What every tool and every config's custom_imports does first; tests of
+    # the bare import (nothing registered) run in subprocesses.
+    from mmseg_internvit import register_all_modules
+    register_all_modules()
 
 
 def pytest_collection_modifyitems(config, items):

@@ -49,6 +49,13 @@ def test_bad_arch_and_dtype():
         InternViT(arch={k: v for k, v in TINY_6B_STYLE.items() if k != 'pretrain_size'})
     with pytest.raises(ValueError, match="dtype must be one of"):
         InternViT(arch=TINY_6B_STYLE, dtype='int8')
+    # A string for a boolean would count as True: 'Flase' is refused by name.
+    with pytest.raises(TypeError, match=r"frozen must be True or False, got 'Flase' \(str\)"):
+        InternViT(arch=TINY_6B_STYLE, frozen='Flase')
+    with pytest.raises(TypeError, match=r"with_cp must be True or False, got 1 \(int\)"):
+        InternViT(arch=TINY_6B_STYLE, with_cp=1)
+    # Both dtype spellings, as in every tool.
+    assert InternViT(arch=TINY_6B_STYLE, dtype='bf16').dtype == torch.bfloat16
     with pytest.raises(ValueError, match='init_cfg must be None or'):
         InternViT(arch=TINY_6B_STYLE, init_cfg=dict(type='Kaiming'))
 

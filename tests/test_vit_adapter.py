@@ -177,7 +177,9 @@ def test_layer_decay_groups_for_a_segmentor():
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
 
+    from mmseg_internvit import register_all_modules
     from mmseg_internvit.engine.layer_decay_constructor import LayerDecayOptimWrapperConstructor
+    register_all_modules()
     init_default_scope('mmseg')
     segmentor = MODELS.build(dict(
         type='EncoderDecoder',

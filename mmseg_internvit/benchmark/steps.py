@@ -5,7 +5,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mmseg_internvit.models.backbones.intern_vit import DTYPES, InternViT
+from mmseg_internvit.dtypes import to_torch_dtype
+from mmseg_internvit.models.backbones.intern_vit import InternViT
 from mmseg_internvit.models.layers import Attention, WindowAttention
 
 MODES = ('forward', 'train', 'probe')
@@ -132,8 +133,8 @@ def make_gemm(rows: int, inner: int, cols: int, dtype: str, device: torch.device
         device: Where the operands live.
         calls: Products per step (back to back, one timer read).
     """
-    a = torch.randn(rows, inner, device=device, dtype=DTYPES[dtype])
-    b = torch.randn(inner, cols, device=device, dtype=DTYPES[dtype])
+    a = torch.randn(rows, inner, device=device, dtype=to_torch_dtype(dtype))
+    b = torch.randn(inner, cols, device=device, dtype=to_torch_dtype(dtype))
 
     def gemm_step() -> None:
         for _ in range(calls):

@@ -10,12 +10,16 @@ import torch.utils.checkpoint as cp
 from mmengine.model import BaseModule
 from timm.layers import DropPath, LayerScale, Mlp, trunc_normal_
 
+from mmseg_internvit.dtypes import to_torch_dtype
 from mmseg_internvit.registry import MODELS
 from ..layers import Attention, RMSNorm, WindowAttention, build_norm
 
 ARCH_KEYS = ('embed_dims', 'num_layers', 'num_heads', 'feedforward_channels',
              'qk_normalization', 'norm_type', 'qkv_bias', 'layer_scale_init',
              'pretrain_size')
+
+# autocast_dtype values, both spellings.
+LOW_PRECISION_NAMES = ('bfloat16', 'bf16', 'float16', 'fp16')
 
 ARCH_ZOO: Dict[str, dict] = {
     # InternViT-6B-224px.
@@ -33,7 +37,6 @@ ARCH_ZOO: Dict[str, dict] = {
                  layer_scale_init=1.0, pretrain_size=448),
 }
 
-DTYPES = {'float32': torch.float32, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
 
 
 def is_auto_arch(arch: Union[str, dict]) -> bool:
@@ -195,8 +198,8 @@ class InternViT(BaseModule):
             :meth:`train`) and run forward without autograd.
         with_cp: Activation checkpointing per block whenever autograd records
             the blocks (see :meth:`set_grad_checkpointing`).
-        dtype: ``'float32'``, ``'bfloat16'`` or ``'float16'``: the parameters'
-            and computation dtype. Outputs are always float32 so heads run fp32.
+        dtype: ``'float32'``, ``'bfloat16'`` or ``'float16'`` (or ``'fp32'``,
+            ``'bf16'``, ``'fp16'``): the parameters' and computation dtype. Outputs are always float32 so heads run fp32.
         autocast_dtype: ``'bfloat16'`` or ``'float16'`` runs the backbone's
             own computations (:meth:`prepare_tokens`, :meth:`run_blocks`) under
             ``torch.autocast`` while the parameters stay in ``dtype``: full
@@ -244,19 +247,22 @@ class InternViT(BaseModule):
         self.arch_settings = resolve_arch(
             arch, (self.pretrained_cfg or {}).get('checkpoint'), patch_size)
         s = self.arch_settings
-        if dtype not in DTYPES:
-            raise ValueError(f'dtype must be one of {sorted(DTYPES)}, got {dtype!r}')
+        for name, value in (('frozen', frozen), ('with_cp', with_cp)):
+            # A string such as 'False' (or a typo like 'Flase') would silently
+            # count as True.
+            if not isinstance(value, bool):
+                raise TypeError(f'InternViT {name} must be True or False, got {value!r} '
+                                f'({type(value).__name__})')
         self.embed_dims = s['embed_dims']
         self.num_layers = s['num_layers']
         self.patch_size = patch_size
         self.frozen = frozen
         self.with_cp = with_cp
-        self.dtype = DTYPES[dtype]
-        if autocast_dtype is not None and \
-                DTYPES.get(autocast_dtype) not in (torch.bfloat16, torch.float16):
+        self.dtype = to_torch_dtype(dtype)
+        if autocast_dtype is not None and autocast_dtype not in LOW_PRECISION_NAMES:
             raise ValueError("autocast_dtype must be None, 'bfloat16' or 'float16', got "
                              f'{autocast_dtype!r}')
-        self.autocast_dtype = autocast_dtype and DTYPES[autocast_dtype]
+        self.autocast_dtype = autocast_dtype and to_torch_dtype(autocast_dtype)
         self.out_indices = self._normalize_out_indices(out_indices)
         if pos_embed_grid is not None and pos_embed_grid < 1:
             raise ValueError(f'pos_embed_grid must be >= 1, got {pos_embed_grid}')
