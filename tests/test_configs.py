@@ -167,7 +167,7 @@ def test_few_shot_strategies_and_warm_ups(arch, width):
             assert cfg.strategy == zero2.strategy and cfg.strategy.zero_optimization.stage == 2
             assert cfg.strategy.bf16.enabled and cfg.strategy.train_micro_batch_size_per_gpu == 2
             assert cfg.optim_wrapper.type == zero2.optim_wrapper.type == \
-                'DeepSpeedNoGradStepOptimWrapper'
+                'mmseg_internvit.DeepSpeedNoGradStepOptimWrapper'
             assert backbone.dtype == 'float32'
 
 
@@ -202,9 +202,10 @@ def test_every_ade20k_config_evaluates_with_upstream_resize():
         for loader in ('val_dataloader', 'test_dataloader'):
             steps = cfg[loader].dataset.pipeline
             names = [s['type'] for s in steps]
-            assert names == ['LoadImageFromFile', 'Resize' if subset else 'ShortSideResize',
-                             'ResizeToMultiple', 'LoadAnnotations', 'CheckSegLabels',
-                             'PackSegInputs'], (path, names)
+            assert names == ['LoadImageFromFile',
+                             'Resize' if subset else 'mmseg_internvit.ShortSideResize',
+                             'ResizeToMultiple', 'LoadAnnotations',
+                             'mmseg_internvit.CheckSegLabels', 'PackSegInputs'], (path, names)
             if subset:
                 assert steps[1]['scale'] == (2016, 504) and steps[1]['keep_ratio']
             else:

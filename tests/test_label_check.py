@@ -67,7 +67,8 @@ def test_label_check_follows_the_models_class_count(dataset_copy):
     cfg = load_config(SimpleNamespace(config=SMOKE, work_dir=None, launcher='none',
                                       local_rank=0,
                                       cfg_options={'model.decode_head.num_classes': 10}))
-    steps = [s for s in cfg.val_dataloader.dataset.pipeline if s['type'] == 'CheckSegLabels']
+    steps = [s for s in cfg.val_dataloader.dataset.pipeline
+             if s['type'] == 'mmseg_internvit.CheckSegLabels']
     assert steps and all(s['num_classes'] == 10 for s in steps)
     path = dataset_copy / 'annotations' / 'validation' / 'ADE_val_00000001.png'
     label = np.array(Image.open(path))

@@ -7,7 +7,7 @@ norm_cfg = dict(type='SyncBN', requires_grad=True)
 model = dict(
     backbone=dict(
         _delete_=True,
-        type='InternViTAdapter',
+        type='mmseg_internvit.InternViTAdapter',
         vit=dict(
             arch='6b',
             frozen=True,

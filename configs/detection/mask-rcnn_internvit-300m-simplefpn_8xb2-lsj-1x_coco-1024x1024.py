@@ -7,6 +7,6 @@ model = dict(
     backbone=dict(arch='300m', global_attn_indexes=[5, 11, 17, 23],
                   init_cfg=dict(checkpoint='pretrained/InternViT-300M-448px')),
     neck=[
-        dict(type='SimpleFPN', in_channels=1024, num_inputs=1),
+        dict(type='mmseg_internvit.SimpleFPN', in_channels=1024, num_inputs=1),
         dict(type='FPN', in_channels=[1024] * 4, out_channels=256, num_outs=5),
     ])

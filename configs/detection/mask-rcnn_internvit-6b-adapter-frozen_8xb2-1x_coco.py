@@ -5,7 +5,7 @@ _base_ = './_base_/mask-rcnn_internvit.py'
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 model = dict(
     backbone=dict(
-        type='InternViTAdapter',
+        type='mmseg_internvit.InternViTAdapter',
         vit=dict(arch='6b', frozen=True, with_cp=True, dtype='bfloat16',
                  init_cfg=dict(type='Pretrained', checkpoint='pretrained/InternViT-6B-224px')),
         interaction_indexes=[[0, 11], [12, 23], [24, 35], [36, 47]],

@@ -9,14 +9,14 @@ _base_ = './_base_/mask-rcnn_internvit.py'
 strides = [3.5, 7, 14, 28, 56]
 model = dict(
     backbone=dict(
-        type='InternViT',
+        type='mmseg_internvit.InternViT',
         arch='6b',
         out_indices=[-1],
         frozen=True,
         dtype='bfloat16',
         init_cfg=dict(type='Pretrained', checkpoint='pretrained/InternViT-6B-224px')),
     neck=[
-        dict(type='SimpleFPN', in_channels=3200, num_inputs=1),
+        dict(type='mmseg_internvit.SimpleFPN', in_channels=3200, num_inputs=1),
         dict(type='FPN', in_channels=[3200] * 4, out_channels=256, num_outs=5),
     ],
     rpn_head=dict(anchor_generator=dict(strides=strides, base_sizes=[4, 8, 16, 32, 64])),

@@ -9,4 +9,4 @@ _base_ = [
 # keeps float32 weights and the backbone computes in bf16 itself
 # (autocast_dtype), so the heads stay float32.
 strategy = dict(bf16=dict(enabled=False))
-optim_wrapper = dict(type='DeepSpeedNoGradStepOptimWrapper')
+optim_wrapper = dict(type='mmseg_internvit.DeepSpeedNoGradStepOptimWrapper')

@@ -12,5 +12,5 @@ model = dict(
     backbone=dict(frozen=False, dtype='float32', drop_path_rate=0.4, with_cp=True,
                   out_indices=[-1]))
 optim_wrapper = dict(
-    type='DeepSpeedNoGradStepOptimWrapper', optimizer=dict(weight_decay=0.05),
+    type='mmseg_internvit.DeepSpeedNoGradStepOptimWrapper', optimizer=dict(weight_decay=0.05),
     paramwise_cfg=dict(layer_decay_rate=0.95))

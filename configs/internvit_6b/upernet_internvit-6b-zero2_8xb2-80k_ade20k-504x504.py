@@ -6,7 +6,7 @@ _base_ = [
 ]
 optim_wrapper = dict(
     _delete_=True,
-    type='DeepSpeedNoGradStepOptimWrapper',
+    type='mmseg_internvit.DeepSpeedNoGradStepOptimWrapper',
     optimizer=dict(type='AdamW', lr=4e-5, betas=(0.9, 0.999), weight_decay=0.05),
-    constructor='LayerDecayOptimWrapperConstructor',
+    constructor='mmseg_internvit.LayerDecayOptimWrapperConstructor',
     paramwise_cfg=dict(layer_decay_rate=0.95))

@@ -8,5 +8,5 @@ strategy = dict(
     zero_optimization=dict(stage=2),
     train_micro_batch_size_per_gpu=2,
     gradient_accumulation_steps=1)
-optim_wrapper = dict(type='DeepSpeedNoGradStepOptimWrapper')
+optim_wrapper = dict(type='mmseg_internvit.DeepSpeedNoGradStepOptimWrapper')
 train_dataloader = dict(batch_size=2)

@@ -1,32 +1,14 @@
 # Smoke UperNet: the tiny InternViT (trainable) + SimpleFPN + mmseg's UPerHead
 # and auxiliary FCNHead on the generated sample data.
-_base_ = './linear_internvit-tiny-full_1xb4-300_ade20k-sample-112x112.py'
+_base_ = ['../_base_/models/upernet_internvit.py', './_base_/ade20k_sample_112x112.py']
 
-norm_cfg = dict(type='SyncBN', requires_grad=True)
 model = dict(
-    backbone=dict(out_indices=[0, 1, 2, 3]),
-    neck=dict(type='SimpleFPN', in_channels=96, num_inputs=4),
-    decode_head=dict(
-        _delete_=True,
-        type='UPerHead',
-        in_channels=[96, 96, 96, 96],
-        in_index=[0, 1, 2, 3],
-        pool_scales=(1, 2, 3, 6),
-        channels=64,
-        dropout_ratio=0.1,
-        num_classes=150,
-        norm_cfg=norm_cfg,
-        align_corners=False,
-        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
-    auxiliary_head=dict(
-        type='FCNHead',
-        in_channels=96,
-        in_index=2,
-        channels=32,
-        num_convs=1,
-        concat_input=False,
-        dropout_ratio=0.1,
-        num_classes=150,
-        norm_cfg=norm_cfg,
-        align_corners=False,
-        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=0.4)))
+    data_preprocessor=dict(size={{_base_.crop_size}}),
+    backbone=dict(arch={{_base_.tiny_arch}}, out_indices=[0, 1, 2, 3], frozen=False,
+                  drop_path_rate=0.1, dtype='float32', init_cfg=None),
+    neck=dict(in_channels=96),
+    decode_head=dict(in_channels=[96] * 4, channels=64),
+    auxiliary_head=dict(in_channels=96, channels=32),
+    test_cfg=dict(crop_size={{_base_.crop_size}}, stride=(70, 70)))
+optim_wrapper = dict(optimizer=dict(lr=5e-4, weight_decay=0.05),
+                     paramwise_cfg=dict(layer_decay_rate=0.9))

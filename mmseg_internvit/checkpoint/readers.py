@@ -14,7 +14,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Uni
 import torch
 from safetensors import safe_open
 
-from .safe_globals import mmengine_checkpoint_globals
+from .safe_globals import allow_mmengine_checkpoint_globals
 
 HF_FILE_NAMES = ('model.safetensors.index.json', 'model.safetensors',
                  'pytorch_model.bin.index.json', 'pytorch_model.bin')
@@ -162,9 +162,10 @@ def _open_safetensors(path: str) -> TensorSource:
 
 def _safe_load(path: str, mmap: bool) -> object:
     # mmengine's own checkpoints pickle a message hub (numpy arrays): allow
-    # exactly those globals for this read, nothing process-wide.
-    with torch.serialization.safe_globals(mmengine_checkpoint_globals()):
-        return torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
+    # exactly those globals. (torch's safe_globals() context manager would be
+    # narrower, but on exit it drops globals allow-listed elsewhere.)
+    allow_mmengine_checkpoint_globals()
+    return torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
 
 
 def _open_torch(path: str) -> TensorSource:

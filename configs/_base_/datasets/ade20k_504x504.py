@@ -6,7 +6,7 @@ crop_size = (504, 504)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='CheckSegLabels'),
+    dict(type='mmseg_internvit.CheckSegLabels'),
     dict(type='RandomResize', scale=(2016, 504), ratio_range=(0.5, 2.0), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
     dict(type='RandomFlip', prob=0.5),
@@ -19,10 +19,10 @@ train_pipeline = [
 # label is loaded after the resizes, so mIoU is computed at the original size.
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='ShortSideResize', short_side=504),
+    dict(type='mmseg_internvit.ShortSideResize', short_side=504),
     dict(type='ResizeToMultiple', size_divisor=14),
     dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='CheckSegLabels'),
+    dict(type='mmseg_internvit.CheckSegLabels'),
     dict(type='PackSegInputs'),
 ]
 # Multi-scale + flip (tools/test.py --tta; upstream ships no TTA numbers). As
@@ -32,7 +32,7 @@ tta_pipeline = [
     dict(
         type='TestTimeAug',
         transforms=[
-            [dict(type='ShortSideResize', short_side=int(504 * r)) for r in (1.0, 1.25, 1.5, 1.75)],
+            [dict(type='mmseg_internvit.ShortSideResize', short_side=int(504 * r)) for r in (1.0, 1.25, 1.5, 1.75)],
             [dict(type='ResizeToMultiple', size_divisor=14)],
             [dict(type='RandomFlip', prob=0., direction='horizontal'),
              dict(type='RandomFlip', prob=1., direction='horizontal')],

@@ -2,13 +2,12 @@
 # upstream's intern_vit_6b UPerNet configs: 1536 channels for both; the
 # auxiliary head reads level 2 (upernet_r50's default, kept by full tuning;
 # head tuning moves it to level 1).
-_base_ = './linear_probe_internvit.py'
+_base_ = './encoder_decoder_internvit.py'
 
 model = dict(
     backbone=dict(out_indices=[11, 23, 35, 47]),
-    neck=dict(type='SimpleFPN', in_channels=3200, num_inputs=4),
+    neck=dict(type='mmseg_internvit.SimpleFPN', in_channels=3200, num_inputs=4),
     decode_head=dict(
-        _delete_=True,
         type='UPerHead',
         in_channels=[3200, 3200, 3200, 3200],
         in_index=[0, 1, 2, 3],

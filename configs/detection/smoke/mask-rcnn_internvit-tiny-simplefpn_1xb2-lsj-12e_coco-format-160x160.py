@@ -21,7 +21,7 @@ model = dict(
         window_size=4,
         global_attn_indexes=[1, 3]),
     neck=[
-        dict(type='SimpleFPN', in_channels=width, num_inputs=1),
+        dict(type='mmseg_internvit.SimpleFPN', in_channels=width, num_inputs=1),
         dict(type='FPN', in_channels=[width] * 4, out_channels=32, num_outs=5),
     ],
     rpn_head=dict(in_channels=32, feat_channels=32),
@@ -51,7 +51,7 @@ test_pipeline = [
     dict(type='PackDetInputs',
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
 ]
-dataset_type = 'CocoFormatDataset'
+dataset_type = 'mmseg_internvit.CocoFormatDataset'
 train_dataloader = dict(
     batch_size=2, num_workers=0, persistent_workers=False,
     dataset=dict(type=dataset_type, data_root=data_root, ann_file='annotations/instances_train2017.json',

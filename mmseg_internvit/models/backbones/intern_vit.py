@@ -266,13 +266,12 @@ class InternViT(BaseModule):
         self.out_indices = self._normalize_out_indices(out_indices)
         if pos_embed_grid is not None and pos_embed_grid < 1:
             raise ValueError(f'pos_embed_grid must be >= 1, got {pos_embed_grid}')
-        pretrain_grid = pos_embed_grid or s['pretrain_size'] // patch_size
-        # The grid pos_embed is stored at (changes when a checkpoint brings another).
         self.window_size = window_size
         self.global_attn_indexes = normalize_block_indexes(
             global_attn_indexes, self.num_layers, 'global_attn_indexes')
         windows = block_window_sizes(window_size, self.global_attn_indexes, self.num_layers)
-        pretrain_grid = s['pretrain_size'] // patch_size
+        # The grid pos_embed is stored at (changes when a checkpoint brings another).
+        pretrain_grid = pos_embed_grid or s['pretrain_size'] // patch_size
         self.pretrain_grid = (pretrain_grid, pretrain_grid)
         self.num_prefix_tokens = 1  # the cls token, ahead of the patch tokens
 
