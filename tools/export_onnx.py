@@ -58,7 +58,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             args.config, args.checkpoint, args.out, shape=args.shape, dynamic=args.dynamic,
             dtype=args.dtype, output=args.output, backbone_only=args.backbone_only,
             opset=args.opset, atol=args.atol, rtol=args.rtol, cfg_options=args.cfg_options,
-            time_repeats=args.time)
+            time_repeats=args.time, log=lambda line: print(line, flush=True))
     except (ExportError, CheckpointMismatchError, FileNotFoundError, ValueError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2

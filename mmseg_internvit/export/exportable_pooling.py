@@ -7,7 +7,8 @@ input, so the graph is silently wrong at every other size (seen with torch
 failure at 45x200). Writing the pooling as two averaging matrices built from
 the input size keeps the bins of ``adaptive_avg_pool2d`` for any size.
 """
-from typing import Tuple, Union
+from contextlib import contextmanager
+from typing import Iterator, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -48,16 +49,19 @@ class ExportableAdaptiveAvgPool2d(nn.Module):
         return torch.einsum('ih,nchw,jw->ncij', rows, x, cols)
 
 
-def replace_adaptive_pools(model: nn.Module) -> int:
-    """Swap every ``nn.AdaptiveAvgPool2d`` in ``model`` for the exportable one.
-
-    Returns:
-        How many modules were replaced.
-    """
-    targets = [(name, module) for name, module in model.named_modules()
-               if type(module) is nn.AdaptiveAvgPool2d]
-    for name, module in targets:
-        parent_name, _, child = name.rpartition('.')
-        parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, child, ExportableAdaptiveAvgPool2d(module.output_size))
-    return len(targets)
+@contextmanager
+def exportable_adaptive_pools(model: nn.Module) -> Iterator[int]:
+    """Swap every ``nn.AdaptiveAvgPool2d`` in ``model`` for the exportable one
+    while the block runs (yields how many), then put the originals back."""
+    swapped = []
+    for name, module in list(model.named_modules()):
+        if type(module) is nn.AdaptiveAvgPool2d:
+            parent_name, _, child = name.rpartition('.')
+            parent = model.get_submodule(parent_name) if parent_name else model
+            setattr(parent, child, ExportableAdaptiveAvgPool2d(module.output_size))
+            swapped.append((parent, child, module))
+    try:
+        yield len(swapped)
+    finally:
+        for parent, child, module in swapped:
+            setattr(parent, child, module)

@@ -23,10 +23,11 @@ from mmseg.registry import MODELS
 from mmseg_internvit.checkpoint import load_model_weights
 from mmseg_internvit.inference.segmenter import (DTYPES, build_pipeline, dataset_meta,
                                                  prepare_config)
-from .exportable_pooling import replace_adaptive_pools
+from .exportable_pooling import exportable_adaptive_pools
 from .graphs import BackboneGraph, ExportError, SegmentorGraph, check_exportable, output_names
 from .metadata import build_metadata
-from .verify import TOLERANCES, CheckResult, compare_outputs, median_seconds, sample_shapes
+from .verify import (TOLERANCES, CheckResult, compare_outputs, interleaved_medians,
+                     sample_shapes)
 
 OPSETS = range(18, 24)  # what torch 2.14's exporter and onnxruntime 1.32 both handle
 DEFAULT_OPSET = 18
@@ -47,8 +48,9 @@ class ExportReport:
         check: The onnxruntime-vs-PyTorch comparison.
         export_seconds: Time of ``torch.onnx.export`` and saving.
         timings: With ``time_repeats``: median seconds of one image at the
-            export size, ``{'torch': s, 'onnxruntime': s}`` (both on the CPU,
-            each with its default threads).
+            export size, ``{'torch': s, 'onnxruntime': s}``, both on the CPU
+            with their default threads, runs alternating so load changes hit
+            both alike.
     """
     path: str
     files: List[str]
@@ -116,32 +118,48 @@ def build_segmentor(config: str, checkpoint: str, dtype: Optional[str], dynamic:
     return model.eval(), cfg
 
 
-def _run_torch(graph: torch.nn.Module, inputs: List[torch.Tensor]
-               ) -> Tuple[List[List[torch.Tensor]], float]:
-    outputs, start = [], time.perf_counter()
+def _run_torch(graph: torch.nn.Module, inputs: List[torch.Tensor]) -> List[List[torch.Tensor]]:
     with torch.no_grad():
-        for x in inputs:
-            out = graph(x)
-            outputs.append(list(out) if isinstance(out, tuple) else [out])
-    return outputs, time.perf_counter() - start
+        return [list(out) if isinstance(out, tuple) else [out] for out in map(graph, inputs)]
+
+
+def _cpu_session(onnx_path: str):
+    import onnxruntime as ort
+    return ort.InferenceSession(onnx_path, providers=['CPUExecutionProvider'])
 
 
 def _verify(onnx_path: str, inputs: List[torch.Tensor], references: List[List[torch.Tensor]],
-            logits: Optional[List[torch.Tensor]], dtype: torch.dtype,
-            atol: Optional[float], rtol: Optional[float]) -> CheckResult:
+            logits: Optional[List[torch.Tensor]], tolerance: Tuple[float, float]) -> CheckResult:
     session = _cpu_session(onnx_path)
     name = session.get_inputs()[0].name
-    default_atol, default_rtol = TOLERANCES[dtype]
-    atol = default_atol if atol is None else atol
-    rtol = default_rtol if rtol is None else rtol
-    diff, ref, mismatches, start = 0.0, 0.0, 0, time.perf_counter()
+    diff, ref, mismatches = 0.0, 0.0, 0
     for i, (x, expected) in enumerate(zip(inputs, references)):
         got = session.run(None, {name: x.numpy()})
         d, r, m = compare_outputs(got, expected, None if logits is None else logits[i])
         diff, ref, mismatches = max(diff, d), max(ref, r), mismatches + m
-    seconds = time.perf_counter() - start
+    atol, rtol = tolerance
     return CheckResult(diff, ref, atol + rtol * ref, [tuple(x.shape) for x in inputs],
-                       mismatches, {'onnxruntime': seconds})
+                       mismatches)
+
+
+def _export_to(path: str, graph: torch.nn.Module, sample: torch.Tensor, names: List[str],
+               dynamic: bool, opset: int, metadata: Dict[str, str]) -> None:
+    """``torch.onnx.export`` (the dynamo exporter) of ``graph`` into ``path``."""
+    axes = {0: torch.export.Dim('batch')}
+    if dynamic:
+        axes.update({2: torch.export.Dim('height'), 3: torch.export.Dim('width')})
+    try:
+        # The exporter would freeze UPerHead's adaptive pooling at the sample size.
+        with exportable_adaptive_pools(graph), warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            program = torch.onnx.export(graph, (sample,), dynamo=True, opset_version=opset,
+                                        input_names=['inputs'], output_names=names,
+                                        dynamic_shapes={'inputs': axes}, verbose=False)
+    except Exception as e:  # noqa: BLE001  (report the exporter's reason, write nothing)
+        raise ExportFailed(f'torch.onnx.export failed: {type(e).__name__}: '
+                           f'{str(e).strip().splitlines()[0]}') from e
+    program.model.metadata_props.update(metadata)
+    program.save(path)  # weights over 1.5 GiB go to <path>.data
 
 
 def _move_into_place(tmp_dir: str, path: str) -> List[str]:
@@ -185,7 +203,8 @@ def export_segmentor(config: str, checkpoint: str, out: str,
             * max |torch|``; defaults per dtype in :data:`TOLERANCES`.
         cfg_options: Config overrides (``{'a.b': value}``).
         time_repeats: If > 0, also time one image at the export size in
-            PyTorch and onnxruntime (median of this many runs after a warm-up).
+            PyTorch and onnxruntime (medians of this many alternating runs
+            after a warm-up of each).
         log: Receives progress lines.
 
     Raises:
@@ -203,78 +222,52 @@ def export_segmentor(config: str, checkpoint: str, out: str,
     model, cfg = build_segmentor(config, checkpoint, dtype, dynamic, cfg_options)
     export_shape = _export_shape(cfg, shape)
     build_pipeline(cfg)  # fails now, not in the runner, if the config has no usable one
-    test_pipeline = cfg.get('test_pipeline') or cfg.test_dataloader.dataset.pipeline
-    compute_dtype = next(model.backbone.parameters()).dtype
-    graph = BackboneGraph(model) if backbone_only else SegmentorGraph(model, output)
     if output == 'labels' and model.out_channels == 1:
         raise ExportError('--output labels needs a multi-class head; this one has one channel: '
                           'export logits and threshold their sigmoid')
+    compute_dtype = next(model.backbone.parameters()).dtype
+    graph = BackboneGraph(model) if backbone_only else SegmentorGraph(model, output)
 
     generator = torch.Generator().manual_seed(0)
     inputs = [torch.randn(s, generator=generator) for s in sample_shapes(export_shape, dynamic)]
-    references, torch_seconds = _run_torch(graph, inputs)
-    timings = {}
-    if time_repeats > 0:
-        with torch.no_grad():
-            timings['torch'] = median_seconds(lambda: graph(inputs[0][:1]), time_repeats)
+    references = _run_torch(graph, inputs)
     logits = None
     if output == 'labels':
-        logits = [outs[0] for outs in _run_torch(SegmentorGraph(model), inputs)[0]]
+        logits = [outs[0] for outs in _run_torch(SegmentorGraph(model), inputs)]
     names = output_names(graph, inputs[0])
-    # The exporter would freeze UPerHead's adaptive pooling at the sample size.
-    replace_adaptive_pools(graph)
+    dtype_name = str(compute_dtype).replace('torch.', '')
+    metadata = build_metadata(
+        cfg, cfg.get('test_pipeline') or cfg.test_dataloader.dataset.pipeline,
+        model.dataset_meta, model.decode_head,
+        dict(dynamic=dynamic, export_shape=export_shape, outputs=names, opset=opset,
+             dtype=dtype_name, config=osp.basename(config), checkpoint=osp.basename(checkpoint)))
+    default_atol, default_rtol = TOLERANCES[compute_dtype]
+    tolerance = (default_atol if atol is None else atol, default_rtol if rtol is None else rtol)
 
-    axes = {0: torch.export.Dim('batch')}
-    if dynamic:
-        axes.update({2: torch.export.Dim('height'), 3: torch.export.Dim('width')})
+    log(f'exporting {type(model).__name__} ({"backbone features" if backbone_only else output}, '
+        f'{"dynamic" if dynamic else "fixed"} {export_shape[0]}x{export_shape[1]}, '
+        f'opset {opset}, {dtype_name} backbone)')
     tmp_dir = tempfile.mkdtemp(prefix=f'.{osp.basename(out)}.', suffix='.partial', dir=folder)
     try:
         tmp_path = osp.join(tmp_dir, osp.basename(out))
-        log(f'exporting {type(model).__name__} ({"backbone features" if backbone_only else output}'
-            f', {"dynamic" if dynamic else "fixed"} {export_shape[0]}x{export_shape[1]}, '
-            f'opset {opset}, {str(compute_dtype).replace("torch.", "")} backbone)')
         start = time.perf_counter()
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter('ignore')
-                program = torch.onnx.export(
-                    graph, (inputs[0],), dynamo=True, opset_version=opset,
-                    input_names=['inputs'], output_names=names,
-                    dynamic_shapes={'inputs': axes}, verbose=False)
-        except Exception as e:  # noqa: BLE001  (report the exporter's reason, write nothing)
-            raise ExportFailed(f'torch.onnx.export failed: {type(e).__name__}: '
-                               f'{str(e).strip().splitlines()[0]}') from e
-        program.model.metadata_props.update(build_metadata(
-            cfg, test_pipeline, model.dataset_meta,
-            model.decode_head, dict(dynamic=dynamic, export_shape=export_shape,
-                                    outputs=names, opset=opset,
-                                    dtype=str(compute_dtype).replace('torch.', ''),
-                                    config=osp.basename(config),
-                                    checkpoint=osp.basename(checkpoint))))
-        program.save(tmp_path)
+        _export_to(tmp_path, graph, inputs[0], names, dynamic, opset, metadata)
         export_seconds = time.perf_counter() - start
-        check = _verify(tmp_path, inputs, references, logits, compute_dtype, atol, rtol)
-        check.seconds['torch'] = torch_seconds
+        check = _verify(tmp_path, inputs, references, logits, tolerance)
         log(str(check))
         if not check.passed:
             raise ExportFailed(f'the exported graph does not match PyTorch: {check}; '
                                f'nothing was written to {out}')
+        timings = {}
         if time_repeats > 0:
-            timings['onnxruntime'] = _time_onnxruntime(tmp_path, inputs[0][:1], time_repeats)
+            session, x = _cpu_session(tmp_path), inputs[0][:1]
+            with torch.no_grad():
+                timings = interleaved_medians(
+                    {'torch': lambda: graph(x),
+                     'onnxruntime': lambda: session.run(None, {'inputs': x.numpy()})},
+                    time_repeats)
         files = _move_into_place(tmp_dir, out)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
     return ExportReport(osp.abspath(out), files, sum(osp.getsize(f) for f in files), check,
                         export_seconds, timings)
-
-
-def _time_onnxruntime(onnx_path: str, x: torch.Tensor, repeats: int) -> float:
-    session = _cpu_session(onnx_path)
-    feed = {session.get_inputs()[0].name: x.numpy()}
-    return median_seconds(lambda: session.run(None, feed), repeats)
-
-
-def _cpu_session(onnx_path: str):
-    import onnxruntime as ort
-    return ort.InferenceSession(onnx_path, providers=['CPUExecutionProvider'])
-

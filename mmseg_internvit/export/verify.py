@@ -1,7 +1,7 @@
 """Check an exported graph against PyTorch with onnxruntime's CPU provider."""
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
@@ -21,14 +21,12 @@ class CheckResult:
         bound: ``atol + rtol * max_abs_ref``; the check passes at or below it.
         shapes: The input shapes that were run.
         label_mismatches: Pixels whose label differs (label outputs only).
-        seconds: ``{'onnxruntime': s, 'torch': s}`` spent on the samples.
     """
     max_abs_diff: float
     max_abs_ref: float
     bound: float
     shapes: List[Tuple[int, ...]]
     label_mismatches: int = 0
-    seconds: Dict[str, float] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -82,12 +80,15 @@ def compare_outputs(onnx_outputs: Sequence[np.ndarray], torch_outputs: Sequence[
     return gap, torch_logits.abs().max().item(), int(differ.sum())
 
 
-def median_seconds(run: Callable[[], Any], repeats: int) -> float:
-    """Median wall time of ``run()`` over ``repeats`` calls, after one warm-up call."""
-    run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def interleaved_medians(runs: Dict[str, Callable[[], Any]], repeats: int) -> Dict[str, float]:
+    """Median wall time of each ``run()``, over ``repeats`` rounds after one warm-up
+    round; each round calls every run once, so a change in machine load during
+    the measurement affects all of them alike."""
+    times = {name: [] for name in runs}
+    for round_index in range(repeats + 1):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            if round_index:
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
