@@ -43,6 +43,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--rtol', type=float, help='see --atol (default: as --atol)')
     parser.add_argument('--time', type=int, default=0, metavar='N',
                         help='also time one image in PyTorch and onnxruntime (median of N)')
+    parser.add_argument('--threads', type=int, metavar='T',
+                        help='CPU threads of both while timing (default: their own defaults)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries, e.g. model.decode_head.num_classes=19')
     return parser.parse_args(argv)
@@ -58,7 +60,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             args.config, args.checkpoint, args.out, shape=args.shape, dynamic=args.dynamic,
             dtype=args.dtype, output=args.output, backbone_only=args.backbone_only,
             opset=args.opset, atol=args.atol, rtol=args.rtol, cfg_options=args.cfg_options,
-            time_repeats=args.time, log=lambda line: print(line, flush=True))
+            time_repeats=args.time, time_threads=args.threads,
+            log=lambda line: print(line, flush=True))
     except (ExportError, CheckpointMismatchError, FileNotFoundError, ValueError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
@@ -68,8 +71,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f'wrote {", ".join(report.files)} ({report.total_bytes / 2**20:.1f} MiB, '
           f'exported in {report.export_seconds:.1f} s)')
     if report.timings:
-        print(f'one image at the export size, CPU: PyTorch {report.timings["torch"] * 1e3:.1f} '
-              f'ms, onnxruntime {report.timings["onnxruntime"] * 1e3:.1f} ms')
+        threads = f'{args.threads} thread(s)' if args.threads else 'default threads'
+        print(f'one image at the export size, CPU, {threads}: PyTorch '
+              f'{report.timings["torch"] * 1e3:.1f} ms, onnxruntime '
+              f'{report.timings["onnxruntime"] * 1e3:.1f} ms')
     return 0
 
 

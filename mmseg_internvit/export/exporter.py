@@ -23,6 +23,7 @@ from mmseg.registry import MODELS
 from mmseg_internvit.checkpoint import load_model_weights
 from mmseg_internvit.inference.segmenter import (DTYPES, build_pipeline, dataset_meta,
                                                  prepare_config)
+from mmseg_internvit.inference.writers import check_writable
 from .exportable_pooling import exportable_adaptive_pools
 from .graphs import BackboneGraph, ExportError, SegmentorGraph, check_exportable, output_names
 from .metadata import build_metadata
@@ -48,9 +49,10 @@ class ExportReport:
         check: The onnxruntime-vs-PyTorch comparison.
         export_seconds: Time of ``torch.onnx.export`` and saving.
         timings: With ``time_repeats``: median seconds of one image at the
-            export size, ``{'torch': s, 'onnxruntime': s}``, both on the CPU
-            with their default threads, runs alternating so load changes hit
-            both alike.
+            export size, ``{'torch': s, 'onnxruntime': s}``, both on the CPU,
+            runs alternating so load changes hit both alike (onnxruntime
+            without intra-op spinning, which would steal the CPU from the
+            PyTorch run after it).
     """
     path: str
     files: List[str]
@@ -67,8 +69,7 @@ def check_output_path(path: str) -> str:
     if osp.isdir(path):
         raise ExportError(f'output {path} is a folder; give a file path such as {path}/model.onnx')
     try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
+        check_writable(folder)
     except OSError as e:
         raise ExportError(f'cannot write {path}: {e.strerror or e} ({folder}); '
                           'give an output path in an existing, writable folder') from None
@@ -123,9 +124,27 @@ def _run_torch(graph: torch.nn.Module, inputs: List[torch.Tensor]) -> List[List[
         return [list(out) if isinstance(out, tuple) else [out] for out in map(graph, inputs)]
 
 
-def _cpu_session(onnx_path: str):
+def _cpu_session(onnx_path: str, threads: Optional[int] = None, spinning: bool = True):
     import onnxruntime as ort
-    return ort.InferenceSession(onnx_path, providers=['CPUExecutionProvider'])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or 0  # 0: onnxruntime's default (physical cores)
+    if not spinning:  # idle onnxruntime threads would busy-wait into the next PyTorch run
+        options.add_session_config_entry('session.intra_op.allow_spinning', '0')
+    return ort.InferenceSession(onnx_path, options, providers=['CPUExecutionProvider'])
+
+
+def _time_both(graph: torch.nn.Module, onnx_path: str, x: torch.Tensor, repeats: int,
+               threads: Optional[int]) -> Dict[str, float]:
+    session = _cpu_session(onnx_path, threads, spinning=False)
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(threads or torch_threads)
+    try:
+        with torch.no_grad():
+            return interleaved_medians(
+                {'torch': lambda: graph(x),
+                 'onnxruntime': lambda: session.run(None, {'inputs': x.numpy()})}, repeats)
+    finally:
+        torch.set_num_threads(torch_threads)
 
 
 def _verify(onnx_path: str, inputs: List[torch.Tensor], references: List[List[torch.Tensor]],
@@ -184,6 +203,7 @@ def export_segmentor(config: str, checkpoint: str, out: str,
                      backbone_only: bool = False, opset: int = DEFAULT_OPSET,
                      atol: Optional[float] = None, rtol: Optional[float] = None,
                      cfg_options: Optional[dict] = None, time_repeats: int = 0,
+                     time_threads: Optional[int] = None,
                      log: Callable[[str], None] = print) -> ExportReport:
     """Export ``config`` + ``checkpoint`` to ``out`` and check it with onnxruntime.
 
@@ -205,6 +225,8 @@ def export_segmentor(config: str, checkpoint: str, out: str,
         time_repeats: If > 0, also time one image at the export size in
             PyTorch and onnxruntime (medians of this many alternating runs
             after a warm-up of each).
+        time_threads: CPU threads of both while timing (default: each
+            library's own default).
         log: Receives progress lines.
 
     Raises:
@@ -260,12 +282,7 @@ def export_segmentor(config: str, checkpoint: str, out: str,
                                f'nothing was written to {out}')
         timings = {}
         if time_repeats > 0:
-            session, x = _cpu_session(tmp_path), inputs[0][:1]
-            with torch.no_grad():
-                timings = interleaved_medians(
-                    {'torch': lambda: graph(x),
-                     'onnxruntime': lambda: session.run(None, {'inputs': x.numpy()})},
-                    time_repeats)
+            timings = _time_both(graph, tmp_path, inputs[0][:1], time_repeats, time_threads)
         files = _move_into_place(tmp_dir, out)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
