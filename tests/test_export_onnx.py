@@ -100,14 +100,20 @@ def test_tool_exports_linear_probe_with_dynamic_size(linear_export, checkpoints)
 
 
 def test_upernet_dynamic_export_matches_pytorch(tmp_path, checkpoints):
-    """UPerHead's pyramid pooling stays right at sizes other than the sample's."""
-    from mmseg_internvit.export import export_segmentor
+    """UPerHead's pyramid pooling stays right at sizes other than the sample's;
+    weights as external data (what models over 1.5 GiB get) load beside the graph."""
+    from mmseg_internvit.export import OnnxSegmenter, export_segmentor
     out = tmp_path / 'upernet.onnx'
     report = export_segmentor(UPERNET, checkpoints['upernet'], str(out), dynamic=True,
-                              log=lambda line: None)
+                              external_data=True, log=lambda line: None)
     assert report.check.passed and report.check.max_abs_diff <= 1e-4
     assert report.check.shapes == [(2, 3, 112, 112), (1, 3, 85, 141)]
-    assert report.files == [str(out)] and report.total_bytes == out.stat().st_size
+    data = tmp_path / 'upernet.onnx.data'
+    assert report.files == [str(data), str(out)] and sorted(os.listdir(tmp_path)) == \
+        ['upernet.onnx', 'upernet.onnx.data']
+    assert data.stat().st_size > 4 * 10**6 > out.stat().st_size  # the weights are in .data
+    assert report.total_bytes == out.stat().st_size + data.stat().st_size
+    assert OnnxSegmenter(str(out)).classes[0] == 'wall'  # metadata read without the data
     _assert_matches_pytorch(out, _torch_model(UPERNET, checkpoints['upernet']),
                             [(2, (112, 112))] + [(1, s) for s in OTHER_SIZES])
 

@@ -37,6 +37,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help="export the backbone's feature maps instead of the segmentor")
     parser.add_argument('--opset', type=int, default=DEFAULT_OPSET,
                         help=f'ONNX opset (default {DEFAULT_OPSET})')
+    parser.add_argument('--external-data', action='store_true', default=None,
+                        help='weights in OUT.data even when under 1.5 GiB')
     parser.add_argument('--atol', type=float,
                         help='check bound: max |onnx - torch| <= atol + rtol * max |torch| '
                              '(default 1e-4 for fp32, 1e-2 for fp16)')
@@ -59,8 +61,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         report = export_segmentor(
             args.config, args.checkpoint, args.out, shape=args.shape, dynamic=args.dynamic,
             dtype=args.dtype, output=args.output, backbone_only=args.backbone_only,
-            opset=args.opset, atol=args.atol, rtol=args.rtol, cfg_options=args.cfg_options,
-            time_repeats=args.time, time_threads=args.threads,
+            opset=args.opset, external_data=args.external_data, atol=args.atol, rtol=args.rtol,
+            cfg_options=args.cfg_options, time_repeats=args.time, time_threads=args.threads,
             log=lambda line: print(line, flush=True))
     except (ExportError, CheckpointMismatchError, FileNotFoundError, ValueError) as e:
         print(f'error: {e}', file=sys.stderr)

@@ -162,7 +162,8 @@ def _verify(onnx_path: str, inputs: List[torch.Tensor], references: List[List[to
 
 
 def _export_to(path: str, graph: torch.nn.Module, sample: torch.Tensor, names: List[str],
-               dynamic: bool, opset: int, metadata: Dict[str, str]) -> None:
+               dynamic: bool, opset: int, metadata: Dict[str, str],
+               external_data: Optional[bool]) -> None:
     """``torch.onnx.export`` (the dynamo exporter) of ``graph`` into ``path``."""
     axes = {0: torch.export.Dim('batch')}
     if dynamic:
@@ -178,7 +179,7 @@ def _export_to(path: str, graph: torch.nn.Module, sample: torch.Tensor, names: L
         raise ExportFailed(f'torch.onnx.export failed: {type(e).__name__}: '
                            f'{str(e).strip().splitlines()[0]}') from e
     program.model.metadata_props.update(metadata)
-    program.save(path)  # weights over 1.5 GiB go to <path>.data
+    program.save(path, external_data=external_data)  # None: <path>.data if over 1.5 GiB
 
 
 def _move_into_place(tmp_dir: str, path: str) -> List[str]:
@@ -201,9 +202,9 @@ def export_segmentor(config: str, checkpoint: str, out: str,
                      shape: Optional[Sequence[int]] = None, dynamic: bool = False,
                      dtype: Optional[str] = None, output: str = 'logits',
                      backbone_only: bool = False, opset: int = DEFAULT_OPSET,
-                     atol: Optional[float] = None, rtol: Optional[float] = None,
-                     cfg_options: Optional[dict] = None, time_repeats: int = 0,
-                     time_threads: Optional[int] = None,
+                     external_data: Optional[bool] = None, atol: Optional[float] = None,
+                     rtol: Optional[float] = None, cfg_options: Optional[dict] = None,
+                     time_repeats: int = 0, time_threads: Optional[int] = None,
                      log: Callable[[str], None] = print) -> ExportReport:
     """Export ``config`` + ``checkpoint`` to ``out`` and check it with onnxruntime.
 
@@ -219,6 +220,8 @@ def export_segmentor(config: str, checkpoint: str, out: str,
         output: ``'logits'`` or ``'labels'``.
         backbone_only: Export the backbone's feature maps instead.
         opset: ONNX opset, 18..23.
+        external_data: Weights in ``<out>.data`` beside ``out``: ``None``
+            when they exceed 1.5 GiB (torch's rule), ``True`` always.
         atol, rtol: The check passes when ``max |onnx - torch| <= atol + rtol
             * max |torch|``; defaults per dtype in :data:`TOLERANCES`.
         cfg_options: Config overrides (``{'a.b': value}``).
@@ -240,6 +243,10 @@ def export_segmentor(config: str, checkpoint: str, out: str,
     _check_options(shape, dynamic, opset, output, backbone_only)
     if dtype is not None and dtype not in DTYPES:
         raise ExportError(f'--dtype must be one of {sorted(DTYPES)}, got {dtype!r}')
+    for name, value, least in (('--atol', atol, 0), ('--rtol', rtol, 0),
+                               ('--time', time_repeats, 0), ('--threads', time_threads, 1)):
+        if value is not None and value < least:
+            raise ExportError(f'{name} must be at least {least}, got {value}')
     folder = check_output_path(out)
     model, cfg = build_segmentor(config, checkpoint, dtype, dynamic, cfg_options)
     export_shape = _export_shape(cfg, shape)
@@ -273,7 +280,7 @@ def export_segmentor(config: str, checkpoint: str, out: str,
     try:
         tmp_path = osp.join(tmp_dir, osp.basename(out))
         start = time.perf_counter()
-        _export_to(tmp_path, graph, inputs[0], names, dynamic, opset, metadata)
+        _export_to(tmp_path, graph, inputs[0], names, dynamic, opset, metadata, external_data)
         export_seconds = time.perf_counter() - start
         check = _verify(tmp_path, inputs, references, logits, tolerance)
         log(str(check))
