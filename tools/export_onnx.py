@@ -1,6 +1,6 @@
 """Export a segmentor to ONNX and check it with onnxruntime; see docs/export.md.
 
-    python tools/export_onnx.py CONFIG CHECKPOINT OUT.onnx [--shape H W | --dynamic]
+    python tools/export_onnx.py CONFIG CHECKPOINT OUT.onnx [--shape H W] [--dynamic]
         [--dtype fp32|fp16] [--output logits|labels] [--backbone-only] [--opset N]
 
 exit status: 0 exported and checked, 1 the export failed or does not match
@@ -24,11 +24,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('config', help='model config (.py)')
     parser.add_argument('checkpoint', help='checkpoint trained with that config')
     parser.add_argument('out', help='ONNX file to write (weights over 1.5 GiB go to OUT.data)')
-    size = parser.add_mutually_exclusive_group()
-    size.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
-                      help="fixed input size (default: the config's slide crop)")
-    size.add_argument('--dynamic', action='store_true',
-                      help='any input height and width (traced at the slide crop size)')
+    parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
+                        help="the input size (default: the config's slide crop); with "
+                             '--dynamic the size traced and checked first')
+    parser.add_argument('--dynamic', action='store_true',
+                        help='any input height and width (checked at a second, odd size too)')
     parser.add_argument('--dtype', choices=['fp32', 'fp16'],
                         help="backbone dtype (heads stay fp32; default: the config's)")
     parser.add_argument('--output', choices=['logits', 'labels'], default='logits',

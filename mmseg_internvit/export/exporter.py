@@ -12,7 +12,7 @@ import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.config import Config
@@ -76,14 +76,19 @@ def check_output_path(path: str) -> str:
     return folder
 
 
-def _check_options(shape: Optional[Sequence[int]], dynamic: bool, opset: int,
-                   output: str, backbone_only: bool) -> None:
+def _check_options(shape: Optional[Sequence[int]], dtype: Optional[str], opset: int,
+                   output: str, backbone_only: bool, bounds: Dict[str, Tuple[Any, int]]) -> None:
     if shape is not None and (len(shape) != 2 or min(shape) < 1):
         raise ExportError(f'--shape must be two positive ints (H W), got {list(shape)}')
+    if dtype is not None and dtype not in DTYPES:
+        raise ExportError(f'--dtype must be one of {sorted(DTYPES)}, got {dtype!r}')
     if opset not in OPSETS:
         raise ExportError(f'--opset {opset} is not supported: use {OPSETS[0]}..{OPSETS[-1]}')
     if backbone_only and output != 'logits':
         raise ExportError('--backbone-only exports feature maps; it takes no --output')
+    for name, (value, least) in bounds.items():
+        if value is not None and value < least:
+            raise ExportError(f'{name} must be at least {least}, got {value}')
 
 
 def _export_shape(cfg: Config, shape: Optional[Sequence[int]]) -> Tuple[int, int]:
@@ -93,7 +98,7 @@ def _export_shape(cfg: Config, shape: Optional[Sequence[int]]) -> Tuple[int, int
     if test_cfg.get('mode') == 'slide':
         return tuple(int(s) for s in test_cfg['crop_size'])
     raise ExportError("the config's test_cfg is not in slide mode, so it names no input "
-                      'size: give --shape H W (or --shape with --dynamic for the sample size)')
+                      'size: give --shape H W (with --dynamic: the size traced and checked)')
 
 
 def build_segmentor(config: str, checkpoint: str, dtype: Optional[str], dynamic: bool,
@@ -213,7 +218,8 @@ def export_segmentor(config: str, checkpoint: str, out: str,
             the checkpoint must fit the config exactly.
         out: The ``.onnx`` file to write (``<out>.data`` beside it holds the
             weights when they exceed 1.5 GiB).
-        shape: Sample / fixed input ``(H, W)``; default the config's slide crop.
+        shape: Input ``(H, W)``: the only one, or with ``dynamic`` the one
+            traced and checked; default the config's slide crop.
         dynamic: Batch, height and width dynamic (else only the batch is).
         dtype: Backbone dtype, ``'fp32'`` or ``'fp16'`` (heads stay fp32);
             default the config's.
@@ -240,13 +246,9 @@ def export_segmentor(config: str, checkpoint: str, out: str,
         ExportFailed: the exporter failed or the graph does not match
             PyTorch; nothing is left at ``out``.
     """
-    _check_options(shape, dynamic, opset, output, backbone_only)
-    if dtype is not None and dtype not in DTYPES:
-        raise ExportError(f'--dtype must be one of {sorted(DTYPES)}, got {dtype!r}')
-    for name, value, least in (('--atol', atol, 0), ('--rtol', rtol, 0),
-                               ('--time', time_repeats, 0), ('--threads', time_threads, 1)):
-        if value is not None and value < least:
-            raise ExportError(f'{name} must be at least {least}, got {value}')
+    _check_options(shape, dtype, opset, output, backbone_only,
+                   {'--atol': (atol, 0), '--rtol': (rtol, 0), '--time': (time_repeats, 0),
+                    '--threads': (time_threads, 1)})
     folder = check_output_path(out)
     model, cfg = build_segmentor(config, checkpoint, dtype, dynamic, cfg_options)
     export_shape = _export_shape(cfg, shape)

@@ -41,7 +41,7 @@ def build_metadata(cfg: Config, test_pipeline: list, dataset_meta: dict, decode_
 
     Args:
         cfg: The prepared config (``model.data_preprocessor``, ``model.test_cfg``).
-        test_pipeline: The test pipeline steps without annotations.
+        test_pipeline: The config's test pipeline (the runner drops its annotation steps).
         dataset_meta: ``classes`` and ``palette``.
         decode_head: The decode head (``align_corners``, ``threshold``).
         export: ``dynamic``, ``export_shape``, ``outputs``, ``opset``, ``dtype``,

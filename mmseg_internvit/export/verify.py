@@ -16,7 +16,8 @@ class CheckResult:
 
     Attributes:
         max_abs_diff: Largest ``|onnx - torch|`` over every output and sample
-            (for label outputs: over the logits of pixels whose labels differ).
+            (for label outputs: the largest gap between torch's logits of the
+            two labels of a pixel whose labels differ).
         max_abs_ref: Largest ``|torch|`` value (the scale of the outputs).
         bound: ``atol + rtol * max_abs_ref``; the check passes at or below it.
         shapes: The input shapes that were run.
@@ -37,7 +38,7 @@ class CheckResult:
         text = (f'max |onnxruntime - torch| = {self.max_abs_diff:.3g} on inputs {shapes} '
                 f'(bound {self.bound:.3g}; largest |torch| value {self.max_abs_ref:.3g})')
         if self.label_mismatches:
-            text += f'; {self.label_mismatches} pixels with another label, all at near-ties'
+            text += f'; {self.label_mismatches} pixels take another label'
         return text
 
 
