@@ -77,7 +77,7 @@ def check_exportable(model: nn.Module, dynamic: bool, dtype: torch.dtype) -> Non
         raise ExportError(f'model type {type(model).__name__} cannot be exported: only mmseg '
                           'EncoderDecoder segmentors are (detectors are not supported)')
     if dtype == torch.bfloat16:
-        raise ExportError('a bfloat16 backbone (the 6B configs\' dtype) cannot be exported: '
+        raise ExportError('a bfloat16 backbone (the frozen configs\' default) cannot be exported: '
                           'ONNX Conv has no bfloat16 before opset 22 and onnxruntime\'s CPU '
                           'provider, which checks the export, has no bfloat16 Conv; use '
                           '--dtype fp16 (half-size file) or --dtype fp32')
