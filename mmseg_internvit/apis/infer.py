@@ -18,6 +18,7 @@ USAGE_EXAMPLE = """examples:
   python tools/infer.py CONFIG CHECKPOINT photos/ --out-dir out
   python tools/infer.py CONFIG CHECKPOINT 'shots/**/*.jpg' a.png --out-dir out \\
       --batch-size 4 --tile 504 504 --stride 336 336 --dtype bf16 --save-areas
+  python tools/infer.py --onnx model.onnx photos/ --out-dir out   # tools/export_onnx.py
 
 exit status: 0 all images done, 1 some images failed (listed), 2 nothing run
 (bad config, checkpoint, output folder or arguments)."""
@@ -26,13 +27,18 @@ exit status: 0 all images done, 1 some images failed (listed), 2 nothing run
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog='tools/infer.py',
+        usage='%(prog)s CONFIG CHECKPOINT INPUTS... --out-dir DIR [options]\n'
+              '       %(prog)s --onnx MODEL.onnx INPUTS... --out-dir DIR [options]',
         description='Segment images with a trained config and checkpoint; write label maps '
                     'and overlays (see docs/inference.md).',
         epilog=USAGE_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('config', help='model config (.py)')
-    parser.add_argument('checkpoint', help='checkpoint trained with that config')
-    parser.add_argument('inputs', nargs='+',
-                        help='image files, folders (searched recursively) or glob patterns')
+    parser.add_argument('paths', nargs='+', metavar='PATH',
+                        help='model config (.py), a checkpoint trained with it, then image '
+                             'files, folders (searched recursively) or glob patterns; with '
+                             '--onnx only the images')
+    parser.add_argument('--onnx', metavar='MODEL.onnx',
+                        help='run a file of tools/export_onnx.py with onnxruntime instead of '
+                             'CONFIG CHECKPOINT (its preprocessing and classes are stored in it)')
     parser.add_argument('--out-dir', required=True, help='output folder (created if needed)')
     parser.add_argument('--device', help='cpu, cuda, cuda:1, ... (default: cuda if available)')
     parser.add_argument('--batch-size', type=int, default=1, help='images per forward')
@@ -57,6 +63,19 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='override config entries, e.g. model.decode_head.num_classes=19')
     add_debug_flag(parser)
     args = parser.parse_args(argv)
+    if args.onnx:
+        args.config = args.checkpoint = None
+        args.inputs = args.paths
+        torch_only = [flag for flag, value in (('--dtype', args.dtype), ('--tta', args.tta),
+                                               ('--cfg-options', args.cfg_options)) if value]
+        if torch_only:
+            parser.error(f'{", ".join(torch_only)} cannot be used with --onnx: the exported '
+                         'graph fixes the dtype and the config')
+    elif len(args.paths) < 3:
+        parser.error('give CONFIG CHECKPOINT and at least one image (or --onnx MODEL.onnx '
+                     'and images)')
+    else:
+        args.config, args.checkpoint, *args.inputs = args.paths
     if not 0.0 <= args.opacity <= 1.0:
         parser.error(f'--opacity must be in [0, 1], got {args.opacity}')
     if args.batch_size < 1 or args.crop_batch < 1:
@@ -69,9 +88,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     :func:`~mmseg_internvit.apis.errors.run_tool`)."""
     args = parse_args(argv)
     prepare_out_dir(args.out_dir)
-    if not osp.isfile(args.config):
-        raise FileNotFoundError(f'config {args.config} does not exist')
-    if '://' not in args.checkpoint and not osp.exists(args.checkpoint):
+    for path, what in ((args.config, 'config'), (args.onnx, 'ONNX model')):
+        if path is not None and not osp.isfile(path):
+            raise FileNotFoundError(f'{what} {path} does not exist')
+    if args.checkpoint is not None and '://' not in args.checkpoint and \
+            not osp.exists(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint} does not exist')
     if args.device and args.device.startswith('cuda') and not torch.cuda.is_available():
         raise ValueError(f'--device {args.device}: CUDA is not available here; use cpu')
@@ -79,10 +100,17 @@ def main(argv: Optional[List[str]] = None) -> int:
         f'warning: {item} matched no image files', file=sys.stderr))
     if not images:
         raise ValueError(f'no images found in {" ".join(args.inputs)}')
-    segmenter = Segmenter(args.config, args.checkpoint, device=args.device,
-                          batch_size=args.batch_size, tile=args.tile, stride=args.stride,
-                          crop_batch=args.crop_batch, dtype=args.dtype, tta=args.tta,
-                          keep_probs=args.save_logits, cfg_options=args.cfg_options)
+    if args.onnx:
+        from mmseg_internvit.export import OnnxSegmenter
+        segmenter = OnnxSegmenter(args.onnx, device=args.device or 'cpu',
+                                  batch_size=args.batch_size, tile=args.tile,
+                                  stride=args.stride, crop_batch=args.crop_batch,
+                                  keep_probs=args.save_logits)
+    else:
+        segmenter = Segmenter(args.config, args.checkpoint, device=args.device,
+                              batch_size=args.batch_size, tile=args.tile, stride=args.stride,
+                              crop_batch=args.crop_batch, dtype=args.dtype, tta=args.tta,
+                              keep_probs=args.save_logits, cfg_options=args.cfg_options)
     summary = run_inference(segmenter, images, args.out_dir, opacity=args.opacity,
                             save_logits=args.save_logits, save_areas=args.save_areas)
     print(f'{summary}; outputs in {args.out_dir}')

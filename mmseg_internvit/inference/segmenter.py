@@ -252,20 +252,14 @@ class Segmenter:
     def predict_batch(self, arrays: Sequence[np.ndarray]) -> List[SegDataSample]:
         """Segment BGR arrays; arrays that share a size share a forward."""
         items = [self.pipeline(dict(img=array)) for array in arrays]
-        groups = {}
-        for index, item in enumerate(items):
-            inputs = item['inputs']
-            shape = tuple(tuple(x.shape) for x in inputs) if isinstance(inputs, list) \
-                else tuple(inputs.shape)
-            groups.setdefault(shape, []).append(index)
         results = [None] * len(items)
-        for indices in groups.values():
+        for indices in same_size_groups(items):
             data = pseudo_collate([items[i] for i in indices])
             with torch.no_grad():
                 samples = self._tta_step(data) if self.tta else self.model.test_step(data)
             for i, sample in zip(indices, samples):
                 if self.keep_probs and 'seg_probs' not in sample:
-                    sample.seg_probs = PixelData(data=_probabilities(sample.seg_logits.data))
+                    sample.seg_probs = PixelData(data=class_probabilities(sample.seg_logits.data))
                 results[i] = sample
         return results
 
@@ -277,10 +271,22 @@ class Segmenter:
         merged = self.tta_model.merge_preds(per_image)
         if self.keep_probs:
             for sample, samples in zip(merged, per_image):
-                probs = sum(_probabilities(s.seg_logits.data) for s in samples) / len(samples)
+                probs = sum(class_probabilities(s.seg_logits.data) for s in samples) / len(samples)
                 sample.seg_probs = PixelData(data=probs)
         return merged
 
 
-def _probabilities(logits: torch.Tensor) -> torch.Tensor:
+def same_size_groups(items: Sequence[dict]) -> List[List[int]]:
+    """Indices of pipeline outputs whose ``inputs`` share a shape (one forward each)."""
+    groups = {}
+    for index, item in enumerate(items):
+        inputs = item['inputs']
+        shape = tuple(tuple(x.shape) for x in inputs) if isinstance(inputs, list) \
+            else tuple(inputs.shape)
+        groups.setdefault(shape, []).append(index)
+    return list(groups.values())
+
+
+def class_probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """Per-class probabilities of ``C x H x W`` logits (sigmoid for one channel)."""
     return logits.softmax(dim=0) if logits.shape[0] > 1 else logits.sigmoid()

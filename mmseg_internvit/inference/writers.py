@@ -32,12 +32,17 @@ def prepare_out_dir(path: str) -> str:
                              'pass a folder path with --out-dir')
     try:
         os.makedirs(path, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
-            pass
+        check_writable(path)
     except OSError as e:
         raise OutputDirError(f'cannot write to output folder {path}: {e.strerror or e}; '
                              'pass a writable folder with --out-dir') from None
     return path
+
+
+def check_writable(folder: str) -> None:
+    """Raise ``OSError`` unless a file can be created in ``folder`` (creates none)."""
+    with tempfile.TemporaryFile(dir=folder):
+        pass
 
 
 def write_label_png(path: str, label: np.ndarray, palette: Sequence[Sequence[int]]) -> None:

@@ -93,7 +93,10 @@ def resize_pos_embed(pos_embed: torch.Tensor, src_grid: Tuple[int, int],
     Done as two small matrix products rather than ``upsample_bicubic2d``,
     which on a GPU took 15 of the 51 ms of a 6B forward at 504 px.
     """
-    if tuple(src_grid) == tuple(dst_grid):
+    # Only concrete sizes take the shortcut: under torch.export the grid is
+    # symbolic and the traced graph must keep the resize for every input size
+    # (resizing to the same grid is the identity, so the values agree).
+    if all(isinstance(s, int) for s in dst_grid) and tuple(src_grid) == tuple(dst_grid):
         return pos_embed
     C = pos_embed.shape[-1]
     grid = pos_embed.float().reshape(*src_grid, C)

@@ -1,5 +1,5 @@
 """Sliding-window inference that batches crops across windows and images."""
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import torch
 from mmengine.structures import PixelData
@@ -11,6 +11,7 @@ from mmseg_internvit.registry import MODELS
 from .banded_resize import banded_label
 
 Window = Tuple[int, int, int, int]  # y1, y2, x1, x2
+EncodeFn = Callable[[Tensor, List[dict]], Tensor]  # (crops, metas) -> logits
 
 
 def slide_windows(height: int, width: int, crop_size: Tuple[int, int],
@@ -70,49 +71,84 @@ class BatchedSlideEncoderDecoder(EncoderDecoder):
 
     def slide_inference(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
         """Sliding-window logits ``(N, num_classes, H, W)`` of a padded batch."""
-        crops_per_forward = self.test_cfg.get('batch_size', 1)
-        if not isinstance(crops_per_forward, int) or crops_per_forward < 1:
-            raise ValueError(f'test_cfg.batch_size (crops per forward) must be a positive '
-                             f'int, got {crops_per_forward!r}')
-        num_images, _, height, width = inputs.shape
-        windows = slide_windows(height, width, tuple(self.test_cfg.crop_size),
-                                tuple(self.test_cfg.stride))
-        # Every image of the batch has the same size, hence the same windows.
-        count = inputs.new_zeros((1, height, width))
-        for y1, y2, x1, x2 in windows:
-            count[:, y1:y2, x1:x2] += 1
-        if (count == 0).any():
-            raise RuntimeError(f'sliding windows (crop {self.test_cfg.crop_size}, stride '
-                               f'{self.test_cfg.stride}) leave pixels of a {height}x{width} '
-                               'image uncovered: the stride must not exceed the crop size')
-        seg_logits = inputs.new_zeros((num_images, self.out_channels, height, width))
-        queue = [(i, window) for i in range(num_images) for window in windows]
-        for start in range(0, len(queue), crops_per_forward):
-            chunk = queue[start:start + crops_per_forward]
-            crops = torch.cat([inputs[i:i + 1, :, y1:y2, x1:x2]
-                               for i, (y1, y2, x1, x2) in chunk])
-            # All crops share one shape (a crop is never larger than the image).
-            metas = [{**batch_img_metas[i], 'img_shape': crops.shape[2:]} for i, _ in chunk]
-            crop_logits = self.encode_decode(crops, metas)
-            for (i, (y1, y2, x1, x2)), logits in zip(chunk, crop_logits):
-                seg_logits[i, :, y1:y2, x1:x2] += logits
-        return seg_logits.div_(count)
+        return slide_logits(inputs, batch_img_metas, self.encode_decode,
+                            tuple(self.test_cfg.crop_size), tuple(self.test_cfg.stride),
+                            self.test_cfg.get('batch_size', 1), self.out_channels)
 
     def postprocess_result(self, seg_logits: Tensor,
                            data_samples: OptSampleList = None) -> SampleList:
         """mmseg's results; labels computed in bands unless ``full_size_logits``."""
         if self.test_cfg.get('full_size_logits', True) or data_samples is None:
             return super().postprocess_result(seg_logits, data_samples)
-        threshold: Optional[float] = getattr(self.decode_head, 'threshold', None)
-        for logits, sample in zip(seg_logits, data_samples):
-            logits = _model_resolution(logits, sample.metainfo)
-            label = banded_label(logits, sample.metainfo['ori_shape'], self.align_corners,
-                                 threshold)
-            if logits.shape[0] == 1:
-                logits = logits.sigmoid()  # what mmseg keeps for one-channel heads
-            sample.set_data({'seg_logits': PixelData(data=logits),
-                             'pred_sem_seg': PixelData(data=label)})
-        return data_samples
+        return results_at_model_resolution(seg_logits, data_samples, self.align_corners,
+                                           getattr(self.decode_head, 'threshold', None))
+
+
+def slide_logits(inputs: Tensor, batch_img_metas: List[dict], encode: EncodeFn,
+                 crop_size: Tuple[int, int], stride: Tuple[int, int],
+                 crops_per_forward: int, num_classes: int) -> Tensor:
+    """Sliding-window logits ``(N, num_classes, H, W)``, crops batched across windows.
+
+    The loop of :class:`BatchedSlideEncoderDecoder`, free so that any crop
+    encoder (e.g. an ONNX session) gets mmseg's windows and averaging.
+
+    Args:
+        inputs: Normalised, padded batch ``(N, 3, H, W)``.
+        batch_img_metas: One meta dict per image (``img_shape`` is set per crop).
+        encode: ``encode(crops, metas)`` -> logits ``(n, num_classes, h, w)`` at
+            the crops' size (``EncoderDecoder.encode_decode``).
+        crop_size, stride: Window size and stride ``(h, w)``.
+        crops_per_forward: Crops per ``encode`` call.
+        num_classes: Channels of the logits.
+    """
+    if not isinstance(crops_per_forward, int) or crops_per_forward < 1:
+        raise ValueError(f'test_cfg.batch_size (crops per forward) must be a positive '
+                         f'int, got {crops_per_forward!r}')
+    num_images, _, height, width = inputs.shape
+    windows = slide_windows(height, width, crop_size, stride)
+    # Every image of the batch has the same size, hence the same windows.
+    count = inputs.new_zeros((1, height, width))
+    for y1, y2, x1, x2 in windows:
+        count[:, y1:y2, x1:x2] += 1
+    if (count == 0).any():
+        raise RuntimeError(f'sliding windows (crop {crop_size}, stride {stride}) leave '
+                           f'pixels of a {height}x{width} image uncovered: the stride '
+                           'must not exceed the crop size')
+    seg_logits = inputs.new_zeros((num_images, num_classes, height, width))
+    queue = [(i, window) for i in range(num_images) for window in windows]
+    for start in range(0, len(queue), crops_per_forward):
+        chunk = queue[start:start + crops_per_forward]
+        crops = torch.cat([inputs[i:i + 1, :, y1:y2, x1:x2]
+                           for i, (y1, y2, x1, x2) in chunk])
+        # All crops share one shape (a crop is never larger than the image).
+        metas = [{**batch_img_metas[i], 'img_shape': crops.shape[2:]} for i, _ in chunk]
+        crop_logits = encode(crops, metas)
+        for (i, (y1, y2, x1, x2)), logits in zip(chunk, crop_logits):
+            seg_logits[i, :, y1:y2, x1:x2] += logits
+    return seg_logits.div_(count)
+
+
+def results_at_model_resolution(seg_logits: Tensor, data_samples: SampleList,
+                                align_corners: bool,
+                                threshold: Optional[float] = None) -> SampleList:
+    """Fill ``data_samples`` with labels at the original size, computed in row bands,
+    and ``seg_logits`` at the model's resolution (padding removed, flips undone).
+
+    Args:
+        seg_logits: Logits ``(N, C, H, W)`` of the padded batch.
+        data_samples: One sample per image (its metainfo gives padding, flip
+            and ``ori_shape``); changed in place and returned.
+        align_corners: The decode head's.
+        threshold: The decode head's, for one-channel (binary) heads.
+    """
+    for logits, sample in zip(seg_logits, data_samples):
+        logits = _model_resolution(logits, sample.metainfo)
+        label = banded_label(logits, sample.metainfo['ori_shape'], align_corners, threshold)
+        if logits.shape[0] == 1:
+            logits = logits.sigmoid()  # what mmseg keeps for one-channel heads
+        sample.set_data({'seg_logits': PixelData(data=logits),
+                         'pred_sem_seg': PixelData(data=label)})
+    return data_samples
 
 
 def _model_resolution(logits: Tensor, meta: dict) -> Tensor:
