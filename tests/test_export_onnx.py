@@ -18,7 +18,7 @@ LINEAR = os.path.join(SMOKE, 'linear_internvit-tiny_1xb4-300_ade20k-sample-112x1
 UPERNET = os.path.join(SMOKE, 'upernet_internvit-tiny_1xb4-300_ade20k-sample-112x112.py')
 ADAPTER = os.path.join(SMOKE, 'upernet_internvit-tiny-adapter_1xb4-300_ade20k-sample-112x112.py')
 DETECTION = os.path.join(ROOT, 'configs', 'detection',
-                         'mask-rcnn_internvit-300m-simplefpn_8xb2-1x_coco.py')
+                         'mask-rcnn_internvit-300m-simplefpn-frozen_8xb2-1x_coco.py')
 TOOL = os.path.join(ROOT, 'tools', 'export_onnx.py')
 # Export size 112 (the smoke crop); two more sizes, odd and no multiple of 14.
 OTHER_SIZES = [(97, 131), (45, 201)]
@@ -93,7 +93,7 @@ def test_tool_exports_linear_probe_with_dynamic_size(linear_export, checkpoints)
     assert meta['bgr_to_rgb'] is True and meta['size_divisor'] is None
     assert meta['classes'][:2] == ['wall', 'building'] and len(meta['palette']) == 150
     assert meta['test_cfg'] == dict(mode='slide', crop_size=[112, 112], stride=[70, 70])
-    assert meta['test_pipeline'][1] == dict(type='Resize', scale=(256, 128), keep_ratio=True)
+    assert meta['test_pipeline'][1] == dict(type='mmseg_internvit.ShortSideResize', short_side=128)
     assert meta['dynamic'] is True and meta['export_shape'] == [112, 112]
     assert meta['outputs'] == ['logits'] and meta['opset'] == 18
 

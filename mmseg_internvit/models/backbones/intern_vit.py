@@ -485,7 +485,8 @@ class InternViT(BaseModule):
         # parameters' dtype.
         out_dtype = torch.float32 if self.dtype != torch.float32 else self.pos_embed.dtype
         patches = tokens[:, self.num_prefix_tokens:]
-        return patches.transpose(1, 2).reshape(len(tokens), -1, *grid).to(out_dtype)
+        # shape[0], not len(): an exported graph keeps the batch dynamic.
+        return patches.transpose(1, 2).reshape(tokens.shape[0], -1, *grid).to(out_dtype)
 
 
 def normalize_block_indexes(indexes: Sequence[int], num_layers: int, name: str) -> List[int]:
