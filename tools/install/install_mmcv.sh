@@ -12,6 +12,7 @@
 #   TORCH_CUDA_ARCH_LIST=9.0    archs to compile (default: those of the local GPUs)
 #   MAX_JOBS=N                  parallel compile jobs (default: all cores)
 #   MMCV_SDIST=FILE             build this sdist instead of downloading it
+#   MMCV_PLAN_ONLY=1            print the plan and the cache folder, change nothing
 set -euo pipefail
 usage="usage: install_mmcv.sh PYTHON MMCV_VERSION TORCH_VERSION CACHE_ROOT"
 PY=${1:?$usage}
@@ -69,6 +70,11 @@ else
   export FORCE_CUDA=0
 fi
 dir="$CACHE_ROOT/$key"
+if [ -n "${MMCV_PLAN_ONLY:-}" ]; then
+  echo "mmcv $VERSION: $what, MAX_JOBS=$jobs; $expect"
+  echo "mmcv $VERSION: wheel folder $dir"
+  exit 0
+fi
 if ls "$dir"/mmcv-"$VERSION"-*.whl >/dev/null 2>&1; then
   echo "mmcv $VERSION: using the wheel built earlier for this machine ($dir)"
 else
