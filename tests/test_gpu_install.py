@@ -101,3 +101,39 @@ def test_bundle_refuses_unknown_modes_and_missing_folders(tmp_path):
     assert bundle('fetch', tmp_path).returncode == 2
     proc = bundle('install-wheels', tmp_path / 'absent')
     assert proc.returncode == 2 and 'is not a folder' in proc.stderr
+
+
+LANE = os.path.join(ROOT, 'tools', 'gpu', 'run_gpu_lane.sh')
+
+
+def lane(*args):
+    return subprocess.run(['bash', LANE, *map(str, args)], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize('args,message', [
+    (['--budget', '30'], "--budget must be whole seconds >= 60, got '30'"),
+    (['--only', 'install,deploy'], "--only: unknown phase 'deploy'"),
+    (['--bench', 'some'], "--bench must be core or all, got 'some'"),
+    (['--device', 'tpu'], "--device must be cuda or cpu, got 'tpu'"),
+    (['--upstream-file', '/no/such/intern_vit_6b.py'], 'does not exist'),
+    (['--frobnicate'], "unknown argument '--frobnicate'"),
+])
+def test_lane_refuses_bad_arguments(tmp_path, args, message):
+    proc = lane(*args, '--out', tmp_path / 'out')
+    assert proc.returncode == 2 and message in proc.stderr
+    assert not (tmp_path / 'out').exists()  # refused before anything is written
+
+
+def test_lane_dry_run_plans_every_phase_within_the_budget(tmp_path):
+    proc = lane('--dry-run', '--out', tmp_path / 'out', '--bench', 'all')
+    assert proc.returncode == 0, proc.stderr
+    steps = [line.split()[0] for line in proc.stdout.splitlines()]
+    assert steps == ['install', 'build-mmcv', 'bench-fwd-b8', 'bench-train-cp-b2',
+                     'bench-fwd-b1', 'bench-train-cp-b1', 'bench-train-cp-b8', 'bench-sweep-b1',
+                     'install-deepspeed', 'check-install', 'tests']
+    assert '(in the background during bench)' in proc.stdout
+    assert '--mode forward --arch 6b --dtype bfloat16 --device cuda --batch 8' in proc.stdout
+    assert '-m pytest -q -m gpu tests' in proc.stdout
+    serial = lane('--dry-run', '--serial-build', '--only', 'build,tests', '--out', tmp_path / 'o')
+    assert [line.split()[0] for line in serial.stdout.splitlines()] == \
+        ['build-mmcv', 'install-deepspeed', 'check-install', 'tests']
