@@ -95,8 +95,11 @@ class TransformersPeer(nn.Module):
             self.model = InternVLVisionModel(config)
         self.model.load_state_dict(_transformers_state(ours, self.model), assign=True)
         if with_cp:
-            self.model.gradient_checkpointing_enable(
-                gradient_checkpointing_kwargs=dict(use_reentrant=False))
+            kwargs = dict(use_reentrant=False)
+            if hasattr(self.model, 'activation_checkpointing_enable'):  # transformers >= 5.24
+                self.model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+            else:
+                self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
         self.dtype = ours.pos_embed.dtype
 
     def forward(self, images: torch.Tensor) -> Tuple[torch.Tensor]:
