@@ -176,3 +176,16 @@ def test_inference_compile_reaches_the_vit_of_plain_and_adapter_backbones():
     with pytest.raises(ValueError, match="--compile compiles the blocks of an InternViT backbone, "
                                          "but model.backbone is 'mmseg.ResNetV1c'"):
         prepare_config(other, compile=True)
+
+
+@pytest.mark.slow
+def test_zero2_trains_with_compiled_checkpointed_blocks(tmp_path, sample_ade20k):
+    """DeepSpeed ZeRO-2 on 2 CPU processes with compile=True and with_cp=True."""
+    from test_distributed import CONFIGS, SMOKE, options, torchrun, train_losses
+    import os
+    config = os.path.join(SMOKE, CONFIGS['zero2'])
+    torchrun('train.py', config, '--work-dir', tmp_path, *options(
+        sample_ade20k, 4, ['model.backbone.compile=True', 'model.backbone.with_cp=True']))
+    losses = train_losses(tmp_path)
+    assert len(losses) == 4 and all(v == v for v in losses), losses
+    assert (tmp_path / 'iter_4.pth').is_dir()
