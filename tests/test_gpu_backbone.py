@@ -41,7 +41,7 @@ def _train_step(model, x):
     return [o.detach() for o in outs], grads
 
 
-@pytest.mark.parametrize('dtype', ['float32', 'bfloat16'])
+@pytest.mark.parametrize('dtype', ['bfloat16'])  # the benchmarks' dtype; fp32 is tested on CPU
 def test_compiled_backbone_on_cuda(dtype):
     torch._dynamo.reset()
     eager = build_tiny(GPU_ARCH, out_indices=[1, 3], dtype=dtype).cuda()

@@ -130,10 +130,12 @@ def test_lane_dry_run_plans_every_phase_within_the_budget(tmp_path):
     steps = [line.split()[0] for line in proc.stdout.splitlines()]
     assert steps == ['install', 'build-mmcv', 'bench-fwd-b8', 'bench-train-cp-b2',
                      'bench-fwd-b1', 'bench-train-cp-b1', 'bench-train-cp-b8', 'bench-sweep-b1',
-                     'install-deepspeed', 'check-install', 'tests']
+                     'check-install', 'tests-backbone', 'tests-segmentation',
+                     'install-deepspeed', 'tests-distributed']
     assert '(in the background during bench)' in proc.stdout
     assert '--mode forward --arch 6b --dtype bfloat16 --device cuda --batch 8' in proc.stdout
-    assert '-m pytest -q -m gpu tests' in proc.stdout
+    assert '-m pytest -q -m gpu tests/test_gpu_backbone.py' in proc.stdout
     serial = lane('--dry-run', '--serial-build', '--only', 'build,tests', '--out', tmp_path / 'o')
     assert [line.split()[0] for line in serial.stdout.splitlines()] == \
-        ['build-mmcv', 'install-deepspeed', 'check-install', 'tests']
+        ['build-mmcv', 'check-install', 'tests-backbone', 'tests-segmentation',
+         'install-deepspeed', 'tests-distributed']

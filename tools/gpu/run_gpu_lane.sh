@@ -22,9 +22,10 @@
 #            compiled, transformers (and upstream with --upstream-file); forward batch
 #            8 and 1, full-tuning step with checkpointing batch 2 (--bench all: also
 #            train batch 1 and 8, and a size sweep with a plot)
-#   tests    pytest -m gpu tests (make test-gpu), JUnit XML with measured properties
+#   tests    pytest -m gpu, one run per tests/test_gpu_*.py (backbone, segmentation,
+#            then DeepSpeed's install and distributed), JUnit XML with measured values
 # Results under --out (default $OUT, else ./gpu_lane_out): logs/, bench/*.json,
-# tests.xml, mmcv-parts/ (a built wheel in <16 MiB parts: put that folder back as
+# tests-*.xml, mmcv-parts/ (a built wheel in <16 MiB parts: put that folder back as
 # .gpu_bundle/mmcv-parts to skip the build next time), summary.txt / summary.json.
 # --device cpu --arch '{...}' --dtype float32 runs the bench phase on a CPU with a
 # tiny arch (to check this script); --dry-run prints the plan only.
@@ -45,7 +46,7 @@ DTYPE=bfloat16
 DRY=0
 RESERVE=20  # seconds kept for the export and the summary
 
-usage() { sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 die() { echo "run_gpu_lane.sh: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -111,7 +112,8 @@ run() {
 }
 
 if [ "$DRY" = 0 ]; then
-  { nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv,noheader 2>&1 || true
+  { nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv,noheader 2>/dev/null \
+      || echo 'nvidia-smi: not available'
     "$PY" -c 'import torch, sys; print("python", sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda, "gpu", torch.cuda.is_available() and torch.cuda.get_device_name())'
     nproc; free -g | head -2; } > "$OUT_DIR/logs/machine.log" 2>&1
   cat "$OUT_DIR/logs/machine.log"
@@ -174,14 +176,22 @@ if wants build; then
     run build-mmcv 400 bash tools/install/offline_gpu_bundle.sh install-mmcv "$BUNDLE" --python "$PY"
   fi
   [ "$DRY" = 0 ] && bash tools/install/offline_gpu_bundle.sh export-mmcv "$BUNDLE" "$OUT_DIR" > "$OUT_DIR/logs/export-mmcv.log" 2>&1
-  run install-deepspeed 150 bash tools/install/offline_gpu_bundle.sh install-deepspeed "$BUNDLE" --python "$PY"
   run check-install 90 "$PY" tools/check_install.py
 fi
 
+# One pytest per file, most basic first, each with its own JUnit XML: a file
+# cut short by the budget loses only its own results. DeepSpeed (only the
+# distributed tests need it) is installed just before them.
+gpu_tests() {  # NAME CAP
+  run "tests-$1" "$2" "$PY" -m pytest -q -m gpu "tests/test_gpu_$1.py" -p no:cacheprovider \
+    -rfEs --durations=10 --junitxml "$OUT_DIR/tests-$1.xml"
+}
 if wants tests; then
-  run tests 420 "$PY" -m pytest -q -m gpu tests -p no:cacheprovider -rfEs --durations=15 \
-    --junitxml "$OUT_DIR/tests.xml"
+  gpu_tests backbone 150
+  gpu_tests segmentation 300
 fi
+wants build && run install-deepspeed 150 bash tools/install/offline_gpu_bundle.sh install-deepspeed "$BUNDLE" --python "$PY"
+wants tests && gpu_tests distributed 240
 
 [ "$DRY" = 1 ] && exit 0
 "$PY" - "$OUT_DIR" "$(( $(date +%s) - START ))" <<'PYEOF' | tee "$OUT_DIR/summary.txt"
@@ -249,8 +259,9 @@ def get(row, variant):
     return rows.get((row, variant, '504x504'))
 
 
-print('targets (issue #11):' if arch == {'6b'} else
-      f'targets (issue #11): they apply to --arch 6b; these runs used {sorted(arch)}')
+if arch:
+    print('targets (issue #11):' if arch == {'6b'} else
+          f'targets (issue #11): they apply to --arch 6b; these runs used {sorted(arch)}')
 checks = [('6B fwd b8 compiled vs GEMM', get('fwd-b8', 'compiled'), 'vs_gemm', '>= 0.85', 0.85),
           ('6B fwd b8 eager vs GEMM', get('fwd-b8', 'eager'), 'vs_gemm', '>= 0.75', 0.75),
           ('6B train+cp b2 compiled vs GEMM', get('train-cp-b2', 'compiled'), 'vs_gemm',
@@ -270,26 +281,25 @@ fast, up = get('train-cp-b2', 'compiled'), get('train-cp-b2-upstream', 'upstream
 if fast and up:
     ratio = up['median_ms'] / fast['median_ms']
     target('6B train+cp b2 compiled speed-up over upstream', ratio, '>= 2.0x', ratio >= 2.0)
-xml_path = os.path.join(out, 'tests.xml')
-if os.path.exists(xml_path):
-    suite = ET.parse(xml_path).getroot()
-    suite = suite if suite.tag == 'testsuite' else suite.find('testsuite')
-    counts = {k: int(suite.get(k, 0)) for k in ('tests', 'failures', 'errors', 'skipped')}
-    counts['time_s'] = float(suite.get('time', 0))
-    summary['tests'] = counts
-    passed = counts['tests'] - counts['failures'] - counts['errors'] - counts['skipped']
-    print(f"tests: {passed} passed, {counts['failures']} failed, {counts['errors']} errors, "
-          f"{counts['skipped']} skipped in {counts['time_s']:.0f} s")
-    for case in suite.iter('testcase'):
-        name = case.get('name')
+cases = []
+for xml_path in sorted(glob.glob(os.path.join(out, 'tests-*.xml'))):
+    root = ET.parse(xml_path).getroot()
+    for case in root.iter('testcase'):
         state = ('FAILED' if case.find('failure') is not None or case.find('error') is not None
                  else 'skipped' if case.find('skipped') is not None else 'passed')
         props = {p.get('name'): p.get('value') for p in case.iter('property')}
-        summary['tests'].setdefault('cases', []).append(
-            dict(name=name, state=state, seconds=float(case.get('time', 0)), **props))
-        extra = ' '.join(f'{k}={v}' for k, v in props.items())
-        print(f"  {state:<7} {float(case.get('time', 0)):6.1f} s  {name} {extra}".rstrip())
-else:
-    print('tests: not run (no tests.xml)')
+        cases.append(dict(file=case.get('classname'), name=case.get('name'), state=state,
+                          seconds=float(case.get('time', 0)), **props))
+counts = {state: sum(c['state'] == state for c in cases)
+          for state in ('passed', 'FAILED', 'skipped')}
+summary['tests'] = dict(counts, seconds=round(sum(c['seconds'] for c in cases), 1), cases=cases)
+ran = [os.path.basename(p)[6:-4] for p in sorted(glob.glob(os.path.join(out, 'tests-*.xml')))]
+print(f"tests ({', '.join(ran) or 'none finished'}): {counts['passed']} passed, "
+      f"{counts['FAILED']} failed, {counts['skipped']} skipped, "
+      f"{summary['tests']['seconds']:.0f} s in tests")
+for c in cases:
+    extra = ' '.join(f'{k}={v}' for k, v in c.items()
+                     if k not in ('file', 'name', 'state', 'seconds'))
+    print(f"  {c['state']:<7} {c['seconds']:6.1f} s  {c['name']} {extra}".rstrip())
 json.dump(summary, open(os.path.join(out, 'summary.json'), 'w'), indent=1)
 PYEOF
