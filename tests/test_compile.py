@@ -6,6 +6,8 @@ checkpointed training use torch's ``eager`` / ``aot_eager`` backends, which
 trace exactly as inductor does (same dynamo graphs and guards) but skip code
 generation. The inductor training and windowed checks are marked slow.
 """
+import os
+
 import pytest
 import torch
 from torch._dynamo.utils import counters
@@ -134,7 +136,6 @@ def test_windowed_and_global_blocks_with_inductor():
 
 
 def _config(name):
-    import os
     from mmengine.config import Config
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     return Config.fromfile(os.path.join(root, 'configs', name))
@@ -182,7 +183,6 @@ def test_inference_compile_reaches_the_vit_of_plain_and_adapter_backbones():
 def test_zero2_trains_with_compiled_checkpointed_blocks(tmp_path, sample_ade20k):
     """DeepSpeed ZeRO-2 on 2 CPU processes with compile=True and with_cp=True."""
     from test_distributed import CONFIGS, SMOKE, options, torchrun, train_losses
-    import os
     config = os.path.join(SMOKE, CONFIGS['zero2'])
     torchrun('train.py', config, '--work-dir', tmp_path, *options(
         sample_ade20k, 4, ['model.backbone.compile=True', 'model.backbone.with_cp=True']))

@@ -25,7 +25,8 @@ def format_runs(runs: List[dict]) -> str:
         mode = r['mode'] + ('+cp' if r.get('with_cp') else '')
         rows.append((mode, r['variant'], f"{r['height']}x{r['width']}", r['batch'], r['dtype'],
                      f"{t['median']:.4f}", f"{t['min']:.4f}-{t['max']:.4f}",
-                     f"{r['first_step_s']:.2f}", f"{r['images_per_s']:.2f}", f"{r['tokens_per_s']:.0f}",
+                     f"{r['first_step_s']:.2f}", f"{r['images_per_s']:.2f}",
+                     f"{r['tokens_per_s']:.0f}",
                      f"{r['peak_memory']['peak_delta_bytes'] / MIB:.1f}",
                      f"{r['flops'] / 1e9:.2f}", f"{r['flops_per_s'] / 1e9:.1f}",
                      f"{r['gemm']['flops_per_s'] / 1e9:.1f}", f"{r['gemm_ratio']:.2f}"))
