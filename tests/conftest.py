@@ -20,6 +20,8 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.addinivalue_line('markers', 'slow: takes minutes; run with --runslow')
+    config.addinivalue_line('markers', 'gpu: needs a CUDA GPU, skipped without one '
+                                       '(make test-gpu runs only these: pytest -m gpu)')
     # What every tool and every config's custom_imports does first; tests of
     # the bare import (nothing registered) run in subprocesses.
     from mmseg_internvit import register_all_modules
@@ -27,6 +29,12 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
+    if not torch.cuda.is_available():
+        no_gpu = pytest.mark.skip(reason='gpu: needs a CUDA GPU (torch.cuda.is_available() is '
+                                         'False here); run make test-gpu on a GPU machine')
+        for item in items:
+            if item.get_closest_marker('gpu'):
+                item.add_marker(no_gpu)
     if config.getoption('--runslow'):
         return
     skip = pytest.mark.skip(reason='slow: run with --runslow (make test-all)')

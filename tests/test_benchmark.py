@@ -173,6 +173,103 @@ def test_load6b_on_tiny_arch(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ['result.json']
 
 
+# A stand-in for InternVL's segmentation/mmseg_custom/models/backbones/intern_vit_6b.py,
+# written from its documented interface: the InternViT6B constructor arguments, the
+# timm-style parameter names (our blocks use the same ones), a fixed position grid
+# of img_size / patch_size added as it is, and a list of float NCHW maps of
+# out_indices. It tests the peer plumbing (import by path, shared weights, position
+# grid per size), not upstream's arithmetic.
+UPSTREAM_STANDIN = """
+import torch
+import torch.nn as nn
+from mmseg_internvit.models.backbones.intern_vit import InternViTBlock
+
+
+class InternViT6B(nn.Module):
+    def __init__(self, in_chans=3, patch_size=14, img_size=224, pretrain_size=224,
+                 qkv_bias=False, drop_path_rate=0.0, embed_dim=3200, num_heads=25,
+                 mlp_ratio=4, init_values=0.1, qk_normalization=True, depth=48,
+                 use_flash_attn=True, with_cp=True, layerscale_force_fp32=False,
+                 out_indices=(7, 11, 15, 23), freeze_vit=False, with_fpn=False,
+                 with_final_norm=False, pretrained=None):
+        super().__init__()
+        grid = img_size // patch_size
+        self.patch_embed = nn.Module()
+        self.patch_embed.proj = nn.Conv2d(in_chans, embed_dim, patch_size, patch_size)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, 1 + grid * grid, embed_dim))
+        self.blocks = nn.ModuleList(
+            InternViTBlock(embed_dim, num_heads, int(embed_dim * mlp_ratio), qkv_bias,
+                           qk_normalization, 'rms', init_values) for _ in range(depth))
+        self.out_indices = out_indices
+
+    def forward(self, x):
+        x = self.patch_embed.proj(x.to(self.pos_embed.dtype))
+        B, C, H, W = x.shape
+        x = torch.cat([self.cls_token.expand(B, -1, -1), x.flatten(2).transpose(1, 2)], 1)
+        x = x + self.pos_embed
+        outs = []
+        for index, block in enumerate(self.blocks):
+            x = block(x)
+            if index in self.out_indices:
+                outs.append(x[:, 1:].transpose(1, 2).reshape(B, C, H, W).float())
+        return outs
+"""
+
+
+def test_compiled_and_transformers_on_the_same_weights(tmp_path):
+    pytest.importorskip('transformers')
+    png = tmp_path / 'sweep.png'
+    result = run_json(tmp_path, '--arch', TINY_JSON, '--sizes', '56', '84x70', '--compile',
+                      '--peer', 'transformers', '--plot', str(png), *FAST)
+    names = [(r['variant'], r['height'], r['width']) for r in result['runs']]
+    assert names == [(v, *size) for size in ((56, 56), (84, 70))
+                     for v in ('eager', 'compiled', 'transformers')]
+    for run in result['runs']:
+        assert run['first_step_s'] > 0 and run['time_s']['median'] > 0
+        assert run['flops'] == expected_forward_flops(64, 2, run['tokens'], 1)
+        if run['variant'] == 'eager':
+            assert 'agreement' not in run
+            continue
+        agreement = run['agreement']
+        assert agreement['reference'] == 'eager' and agreement['tolerance'] == 1e-3
+        assert agreement['relative_diff'] <= 1e-5  # fp32: the same arithmetic
+        assert agreement['max_abs_reference'] > 0
+        assert ('compile_s' in run) == (run['variant'] == 'compiled')
+    comparisons = [(c['reference'], c['fused'], c['height']) for c in result['comparisons']]
+    assert comparisons == [('eager', 'compiled', 56), ('eager', 'transformers', 56),
+                           ('eager', 'compiled', 84), ('eager', 'transformers', 84)]
+    assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+def test_peers_in_the_checkpointed_training_step(tmp_path):
+    pytest.importorskip('transformers')
+    upstream = tmp_path / 'intern_vit_6b.py'
+    upstream.write_text(UPSTREAM_STANDIN)
+    result = run_json(tmp_path, '--mode', 'train', '--with-cp', '--arch', TINY_JSON,
+                      '--sizes', '56', '84', '--peer', 'transformers', '--peer', 'upstream',
+                      '--peer-file', str(upstream), *FAST)
+    runs = result['runs']
+    assert [r['variant'] for r in runs] == ['eager', 'transformers', 'upstream'] * 2
+    for run in runs:
+        assert run['flops'] == 4 * expected_forward_flops(64, 2, run['tokens'], 1)
+        if run['variant'] != 'eager':
+            # Same weights, grid resized per size for the fixed-grid upstream peer.
+            assert run['agreement']['relative_diff'] <= 1e-5
+
+
+def test_upstream_file_that_needs_mmcv1_is_refused_by_name(tmp_path):
+    upstream = tmp_path / 'intern_vit_6b.py'
+    upstream.write_text('from mmcv.runner import BaseModule\n')
+    proc = run_tool('--arch', TINY_JSON, '--size', '56', '56', '--peer', 'upstream',
+                    '--peer-file', str(upstream), *FAST, expect_ok=False)
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()[-1:]
+    assert line.startswith(f'error: the upstream InternViT-6B code in {upstream} cannot be '
+                           'imported')
+    assert "No module named 'mmcv.runner'" in line and 'mmcv-full 1.x, mmseg 0.x' in line
+
+
 @pytest.mark.parametrize('args,message', [
     (['--mode', 'segmentor', '--arch', '300m'], "invalid choice: 'segmentor'"),
     (['--arch', '{"embed_dims": 64,'], 'is not valid JSON'),
@@ -188,6 +285,18 @@ def test_load6b_on_tiny_arch(tmp_path):
      '--global-blocks 3 exceeds the 2 blocks'),
     (['--arch', TINY_JSON, '--windows', 'on', '--window-size', '0'], 'expected an integer >= 1'),
     (['--mode', 'load6b', '--windows', 'on'], 'drop --device/--attn/--with-cp/--windows'),
+    (['--arch', TINY_JSON, '--peer', 'upstream'], '--peer upstream needs --peer-file PATH'),
+    (['--arch', TINY_JSON, '--peer-file', 'x.py'], '--peer-file is the upstream code for'),
+    (['--arch', TINY_JSON, '--peer', 'transformers', '--size', '50', '56'],
+     'size 50x56 is not a multiple of the patch size 14'),
+    (['--arch', TINY_JSON, '--peer', 'upstream', '--peer-file', 'x.py', '--size', '56', '70'],
+     'square images only'),
+    (['--mode', 'probe', '--arch', TINY_JSON, '--compile'],
+     '--compile compare implementations in --mode forward or train, not probe'),
+    (['--arch', TINY_JSON, '--compile', '--attn', 'both'], 'one comparison per run'),
+    (['--arch', TINY_JSON, '--peer', 'transformers', '--windows', 'on'],
+     '--peer runs global attention only'),
+    (['--arch', TINY_JSON, '--peer', 'gpt'], "invalid choice: 'gpt'"),
 ])
 def test_bad_arguments_exit_nonzero(args, message):
     proc = run_tool(*args, expect_ok=False)

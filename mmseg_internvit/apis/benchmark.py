@@ -9,6 +9,8 @@ Usage:
     python tools/benchmark.py --mode forward --arch 300m --sizes 224 336 448 --plot out.png
     python tools/benchmark.py --mode train --arch 6b --windows both --device cuda --dtype bf16
     python tools/benchmark.py --mode slide --config CONFIG --size 448 448 --crop-batch 1 8
+    python tools/benchmark.py --arch 6b --device cuda --dtype bf16 --batch 8 --compile \
+        --peer transformers --peer upstream --peer-file PATH/intern_vit_6b.py
 
 Modes: ``forward`` (no_grad inference), ``train`` (full-tuning forward +
 backward), ``probe`` (frozen backbone + BN/1x1-conv head step), ``load6b``
@@ -17,7 +19,11 @@ backward), ``probe`` (frozen backbone + BN/1x1-conv head step), ``load6b``
 Detection shape: ``--windows both`` times the same weights with global
 attention and with 14-token windows (4 evenly spaced global blocks, the
 detection configs' layout) at 1024 x 1024 unless sizes are given, and
-reports their time and peak-memory ratios. ``slide`` times mmseg's
+reports their time and peak-memory ratios. ``--compile`` adds our backbone
+with compiled blocks and ``--peer`` what a user would run instead
+(transformers' ``InternVLVisionModel``; the upstream segmentation code's
+``InternViT6B`` from ``--peer-file``), all on the same weights, checked
+against our eager output before timing. ``slide`` times mmseg's
 sliding-window loop against ``BatchedSlideEncoderDecoder`` on a config's model
 (needs mmseg). The backbone modes need only torch, timm, mmengine and this
 repository (on a bare checkout: ``PYTHONPATH=. python tools/benchmark.py ...``).
@@ -32,6 +38,7 @@ import sys
 from typing import List, Optional, Tuple, Union
 
 from mmseg_internvit.dtypes import DTYPE_CHOICES, dtype_name
+from mmseg_internvit.benchmark.peers import PEERS
 from mmseg_internvit.models.backbones.intern_vit import ARCH_ZOO
 from .errors import ToolError
 
@@ -113,6 +120,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help='window side in tokens (14)')
     parser.add_argument('--global-blocks', type=non_negative_int, default=None,
                         help='blocks kept global with --windows, evenly spaced (4)')
+    parser.add_argument('--compile', action='store_true',
+                        help='also time our backbone with torch.compile\'d blocks (same weights; '
+                             'the first step, with compilation, is reported apart)')
+    parser.add_argument('--peer', choices=PEERS, action='append', default=[],
+                        help='also time a peer on the same weights (repeatable): transformers\' '
+                             'InternVLVisionModel (sdpa), or upstream (needs --peer-file)')
+    parser.add_argument('--peer-file', metavar='PATH',
+                        help="--peer upstream: InternVL's segmentation/mmseg_custom/models/"
+                             'backbones/intern_vit_6b.py (imported as it is)')
     parser.add_argument('--with-cp', action='store_true',
                         help='activation checkpointing (train mode)')
     parser.add_argument('--warmup', type=non_negative_int, default=2,
@@ -172,6 +188,7 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
             parser.error('--mode load6b runs one forward: give one --size')
     if args.with_cp and args.mode != 'train':
         parser.error(f'--with-cp only applies to --mode train, not {args.mode}')
+    check_implementation_args(parser, args)
     if args.plot and len(args.sizes) < 2:
         parser.error('--plot draws throughput and memory against input size: give at '
                      'least two sizes with --sizes, e.g. --sizes 224 336 504')
@@ -196,6 +213,43 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
                      f'{torch.__version__} (built for CUDA {torch.version.cuda}, '
                      f'torch.cuda.is_available() is False): run on a GPU machine or use '
                      '--device cpu')
+
+
+def check_implementation_args(parser: argparse.ArgumentParser,
+                              args: argparse.Namespace) -> None:
+    """Check ``--compile``, ``--peer`` and ``--peer-file`` against the other arguments.
+
+    Args:
+        parser: For ``parser.error``.
+        args: Parsed arguments (sizes filled in); ``args.peer`` is de-duplicated.
+    """
+    args.peer = list(dict.fromkeys(args.peer))
+    if args.peer_file and 'upstream' not in args.peer:
+        parser.error('--peer-file is the upstream code for --peer upstream; add --peer upstream '
+                     'or drop --peer-file')
+    if 'upstream' in args.peer and not args.peer_file:
+        parser.error("--peer upstream needs --peer-file PATH (InternVL's segmentation/"
+                     'mmseg_custom/models/backbones/intern_vit_6b.py)')
+    if not (args.compile or args.peer):
+        return
+    flags = ' / '.join(['--compile'] * args.compile + ['--peer'] * bool(args.peer))
+    if args.mode not in ('forward', 'train'):
+        parser.error(f'{flags} compare implementations in --mode forward or train, '
+                     f'not {args.mode}')
+    if args.attn == 'both' or args.windows == 'both':
+        parser.error(f'{flags} compare implementations; --attn both / --windows both compare '
+                     'variants of ours: one comparison per run')
+    if not args.peer:
+        return
+    if args.windows != 'off':
+        parser.error('--peer runs global attention only: drop --windows')
+    for height, width in args.sizes:
+        if height % 14 or width % 14:
+            parser.error(f'--peer: size {height}x{width} is not a multiple of the patch size '
+                         '14 (the peers do not pad the image as ours does); use e.g. 504')
+        if 'upstream' in args.peer and height != width:
+            parser.error(f'--peer upstream runs square images only (a fixed position grid); '
+                         f'got {height}x{width}')
 
 
 def check_fits(args: argparse.Namespace) -> None:
@@ -280,13 +334,20 @@ def main(argv: Optional[List[str]] = None) -> int:
                               attn=args.attn, windows=args.windows,
                               window_size=args.window_size, global_blocks=args.global_blocks,
                               with_cp=args.with_cp, warmup=args.warmup,
-                              repeats=args.repeats, num_classes=args.num_classes)
-        runs, comparisons = run_benchmark(cfg)
+                              repeats=args.repeats, num_classes=args.num_classes,
+                              compile=args.compile, peers=args.peer, peer_file=args.peer_file)
+        from mmseg_internvit.benchmark.peers import PeerUnavailable
+        try:
+            runs, comparisons = run_benchmark(cfg)
+        except PeerUnavailable as exc:
+            raise ToolError(str(exc)) from exc
         result.update(runs=runs, comparisons=comparisons)
         print(report.format_runs(runs))
-        if comparisons:
-            print()
-            print(report.format_comparisons(comparisons))
+        for table in (report.format_agreement(runs),
+                      comparisons and report.format_comparisons(comparisons)):
+            if table:
+                print()
+                print(table)
         if args.plot:
             report.plot_runs(runs, args.plot)
             print(f'plot written to {args.plot}')

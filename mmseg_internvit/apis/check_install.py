@@ -22,8 +22,19 @@ def main(argv=None) -> int:
               'does not match this torch; remove ~/.cache/mmseg_internvit and reinstall.',
               file=sys.stderr)
         return 1
+    where = 'CPU'
+    if torch.cuda.is_available():
+        try:
+            _, keep = nms(boxes.cuda(), torch.tensor([0.9, 0.8]).cuda(), iou_threshold=0.5)
+        except RuntimeError as exc:
+            print(f'mmcv.ops.nms has no CUDA kernel here ({exc}): the mmcv wheel was built '
+                  'without CUDA ops (or for another GPU arch); remove its folder in '
+                  '~/.cache/mmseg_internvit and run make install on this GPU machine.',
+                  file=sys.stderr)
+            return 1
+        where = f'CPU and CUDA ({torch.cuda.get_device_name()})'
     import mmdet  # noqa: F401
     import mmseg  # noqa: F401
-    print(f'install ok: torch {torch.__version__}, mmcv ops run')
+    print(f'install ok: torch {torch.__version__}, mmcv ops run on {where}')
     return 0
 

@@ -50,6 +50,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='sliding-window crops per forward (default 8)')
     parser.add_argument('--dtype', choices=DTYPE_CHOICES,
                         help='backbone dtype (heads stay fp32; default: the config\'s)')
+    parser.add_argument('--compile', action='store_true',
+                        help="compile the backbone's blocks with torch.compile (the first "
+                             'forward of each image size class pays the compilation)')
     parser.add_argument('--tta', action='store_true',
                         help="flip + multi-scale test-time augmentation (the config's "
                              'tta_model / tta_pipeline)')
@@ -67,6 +70,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         args.config = args.checkpoint = None
         args.inputs = args.paths
         torch_only = [flag for flag, value in (('--dtype', args.dtype), ('--tta', args.tta),
+                                               ('--compile', args.compile),
                                                ('--cfg-options', args.cfg_options)) if value]
         if torch_only:
             parser.error(f'{", ".join(torch_only)} cannot be used with --onnx: the exported '
@@ -110,7 +114,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         segmenter = Segmenter(args.config, args.checkpoint, device=args.device,
                               batch_size=args.batch_size, tile=args.tile, stride=args.stride,
                               crop_batch=args.crop_batch, dtype=args.dtype, tta=args.tta,
-                              keep_probs=args.save_logits, cfg_options=args.cfg_options)
+                              keep_probs=args.save_logits, cfg_options=args.cfg_options,
+                              compile=args.compile)
     summary = run_inference(segmenter, images, args.out_dir, opacity=args.opacity,
                             save_logits=args.save_logits, save_areas=args.save_areas)
     print(f'{summary}; outputs in {args.out_dir}')

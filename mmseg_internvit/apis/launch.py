@@ -12,6 +12,7 @@ from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 
 from mmseg_internvit.engine.checkpoint_files import checkpoint_problem, find_resume_checkpoint
+from mmseg_internvit.models.backbones.vit_config import internvit_config
 from .errors import add_debug_flag
 
 
@@ -135,11 +136,40 @@ def check_strategy(cfg: Config) -> None:
             raise ValueError(f"DeepSpeedStrategy needs optim_wrapper.type="
                              f"'DeepSpeedNoGradStepOptimWrapper' (or 'DeepSpeedOptimWrapper'), "
                              f'got {wrapper!r}')
+    check_compile_fits_strategy(cfg)
     if kind.endswith('FSDPStrategy'):
         wrapper = cfg.get('optim_wrapper', {}).get('type', 'OptimWrapper')
         if wrapper == 'AmpOptimWrapper' and not torch.cuda.is_available():
             raise ValueError('AmpOptimWrapper needs a GPU; on CPU use optim_wrapper.type='
                              "'OptimWrapper' with FSDP's own mixed_precision")
+
+
+def check_compile_fits_strategy(cfg: Config) -> None:
+    """Refuse compiled InternViT blocks under DeepSpeed ZeRO-3 or FSDP.
+
+    Both gather each block's sharded parameters in hooks around the block's
+    forward; a per-block ``torch.compile`` region would trace those hooks
+    (ZeRO-3) or see parameters that are swapped for gathered views on every
+    call (FSDP's flat parameters). Neither combination is supported or tested
+    here, so it stops at start-up instead of failing or recompiling mid-run.
+    Plain runs, DDP and ZeRO-1/2 keep whole parameters and are fine.
+    """
+    vit = internvit_config((cfg.get('model') or {}).get('backbone'))
+    if not vit or not vit.get('compile'):
+        return
+    strategy = cfg.get('strategy') or {}
+    kind = strategy.get('type', '')
+    stage = (strategy.get('zero_optimization') or {}).get('stage', 0)
+    if kind == 'DeepSpeedStrategy' and stage == 3:
+        combination = 'DeepSpeed ZeRO-3'
+    elif kind.endswith('FSDPStrategy'):
+        combination = 'FSDP'
+    else:
+        return
+    raise ValueError(f'model.backbone compile=True cannot be combined with {combination}: '
+                     'its parameter gathering around each block does not work inside a '
+                     'compiled block. Set compile=False (e.g. --cfg-options '
+                     'model.backbone.compile=False), or train with DeepSpeed ZeRO-1/2 or DDP.')
 
 
 def adapt_to_cpu(cfg: Config) -> None:

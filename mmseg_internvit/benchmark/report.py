@@ -11,20 +11,22 @@ def _table(header: Sequence[str], rows: List[Sequence[str]]) -> str:
 
 
 def format_runs(runs: List[dict]) -> str:
-    """One line per (mode, kernel, size): time spread, rates, memory, FLOPs.
+    """One line per (mode, variant, size): time spread, first step (with
+    compilation for the compiled variant), rates, memory, FLOPs.
 
     Args:
         runs: Run records of :func:`~mmseg_internvit.benchmark.runner.run_benchmark`.
     """
-    header = ('mode', 'attn', 'size', 'batch', 'dtype', 'median s', 'min-max s', 'img/s',
-              'tok/s', 'peak dMiB', 'GFLOP', 'GFLOP/s', 'GEMM GFLOP/s', 'vs GEMM')
+    header = ('mode', 'variant', 'size', 'batch', 'dtype', 'median s', 'min-max s', 'first s',
+              'img/s', 'tok/s', 'peak dMiB', 'GFLOP', 'GFLOP/s', 'GEMM GFLOP/s', 'vs GEMM')
     rows = []
     for r in runs:
         t = r['time_s']
         mode = r['mode'] + ('+cp' if r.get('with_cp') else '')
         rows.append((mode, r['variant'], f"{r['height']}x{r['width']}", r['batch'], r['dtype'],
                      f"{t['median']:.4f}", f"{t['min']:.4f}-{t['max']:.4f}",
-                     f"{r['images_per_s']:.2f}", f"{r['tokens_per_s']:.0f}",
+                     f"{r['first_step_s']:.2f}", f"{r['images_per_s']:.2f}",
+                     f"{r['tokens_per_s']:.0f}",
                      f"{r['peak_memory']['peak_delta_bytes'] / MIB:.1f}",
                      f"{r['flops'] / 1e9:.2f}", f"{r['flops_per_s'] / 1e9:.1f}",
                      f"{r['gemm']['flops_per_s'] / 1e9:.1f}", f"{r['gemm_ratio']:.2f}"))
@@ -32,25 +34,40 @@ def format_runs(runs: List[dict]) -> str:
 
 
 def format_comparisons(comparisons: List[dict]) -> str:
-    """A variant vs its reference, per size: sdpa vs naive, or windows vs global.
+    """Each variant against its reference, per size: sdpa vs naive, windows vs
+    global, or compiled / peers vs our eager backbone.
 
     Args:
-        comparisons: Records of :func:`~mmseg_internvit.benchmark.runner.compare`
-            (one pair of variants).
+        comparisons: Records of :func:`~mmseg_internvit.benchmark.runner.compare`.
     """
-    ref, var = comparisons[0]['reference'], comparisons[0]['fused']
-    header = ('size', f'{ref} s', f'{var} s', 'speedup', 'time ratio', f'{ref} dMiB',
-              f'{var} dMiB', 'mem ratio')
+    header = ('size', 'reference', 'variant', 'ref s', 'variant s', 'speedup', 'time ratio',
+              'ref dMiB', 'variant dMiB', 'mem ratio')
     rows = []
     for c in comparisons:
         ratio = c['peak_memory_ratio']
-        rows.append((f"{c['height']}x{c['width']}", f"{c['reference_time_s']:.4f}",
-                     f"{c['fused_time_s']:.4f}", f"{c['speedup']:.2f}x",
-                     f"{c['time_ratio']:.3f}",
+        rows.append((f"{c['height']}x{c['width']}", c['reference'], c['fused'],
+                     f"{c['reference_time_s']:.4f}", f"{c['fused_time_s']:.4f}",
+                     f"{c['speedup']:.2f}x", f"{c['time_ratio']:.3f}",
                      f"{c['reference_peak_memory_bytes'] / MIB:.1f}",
                      f"{c['fused_peak_memory_bytes'] / MIB:.1f}",
                      'n/a' if ratio is None else f'{ratio:.3f}'))
     return _table(header, rows)
+
+
+def format_agreement(runs: List[dict]) -> str:
+    """How far each compiled twin / peer is from our eager output, per size.
+
+    Args:
+        runs: Run records; those with an ``agreement`` entry are listed.
+    """
+    header = ('size', 'variant', 'vs', 'max |diff|', 'max |ref|', 'relative', 'tolerance',
+              'compile s')
+    rows = [(f"{r['height']}x{r['width']}", r['variant'], a['reference'],
+             f"{a['max_abs_diff']:.3g}", f"{a['max_abs_reference']:.3g}",
+             f"{a['relative_diff']:.2e}", f"{a['tolerance']:g}",
+             f"{r['compile_s']:.2f}" if 'compile_s' in r else '-')
+            for r in runs for a in [r.get('agreement')] if a]
+    return _table(header, rows) if rows else ''
 
 
 def format_load(record: dict) -> str:

@@ -19,6 +19,7 @@ from mmseg_internvit.checkpoint import load_model_weights
 from mmseg_internvit.dtypes import dtype_name
 from mmseg_internvit.registration import register_all_modules
 from mmseg_internvit.models.backbones.intern_vit import is_auto_arch
+from mmseg_internvit.models.backbones.vit_config import internvit_config
 from .image_io import read_image
 
 ImageInput = Union[str, os.PathLike, np.ndarray]
@@ -27,7 +28,8 @@ ImageInput = Union[str, os.PathLike, np.ndarray]
 def prepare_config(config: Union[str, Config], tile: Optional[Sequence[int]] = None,
                    stride: Optional[Sequence[int]] = None, crop_batch: Optional[int] = None,
                    dtype: Optional[str] = None, cfg_options: Optional[dict] = None,
-                   checkpoint: Optional[str] = None, full_size_logits: bool = True) -> Config:
+                   checkpoint: Optional[str] = None, full_size_logits: bool = True,
+                   compile: bool = False) -> Config:
     """Load ``config`` and apply the inference overrides.
 
     Args:
@@ -41,6 +43,8 @@ def prepare_config(config: Union[str, Config], tile: Optional[Sequence[int]] = N
         crop_batch: Crops per forward in slide mode (``test_cfg.batch_size``).
         dtype: Backbone dtype, ``'bf16'``/``'bfloat16'``, ``'fp16'``/``'float16'`` or
             ``'fp32'``/``'float32'`` (heads stay fp32).
+        compile: Compile the InternViT's blocks (``compile=True`` on the
+            backbone, or on the adapter's ``vit``; see :class:`InternViT`).
         full_size_logits: False keeps ``seg_logits`` at the model's resolution
             and computes the full-size labels in row bands, so memory does not
             grow with the photo (see :class:`BatchedSlideEncoderDecoder`).
@@ -81,6 +85,13 @@ def prepare_config(config: Union[str, Config], tile: Optional[Sequence[int]] = N
             raise ValueError(f'--dtype sets model.backbone.dtype, but model {model.type} '
                              'has no backbone')
         model.backbone.dtype = dtype
+    if compile:
+        vit = internvit_config(model.get('backbone'))
+        if vit is None:
+            raise ValueError('--compile compiles the blocks of an InternViT backbone, but '
+                             f"model.backbone is {(model.get('backbone') or {}).get('type')!r}; "
+                             'drop --compile for this config')
+        vit['compile'] = True
     # The checkpoint holds every weight: do not read the backbone's pretrained
     # file, except to learn its architecture from the checkpoint itself.
     backbone = model.get('backbone')
@@ -177,7 +188,7 @@ class Segmenter:
         device: ``'cpu'``, ``'cuda'``, ``'cuda:1'``...; default CUDA if available.
         batch_size: Images per forward (images of different sizes are run in
             separate forwards).
-        tile, stride, crop_batch, dtype, cfg_options: See :func:`prepare_config`.
+        tile, stride, crop_batch, dtype, cfg_options, compile: See :func:`prepare_config`.
         tta: Flip and multi-scale test-time augmentation with the config's
             ``tta_model`` and ``tta_pipeline`` (as mmseg's ``tools/test.py --tta``).
         keep_probs: Add ``seg_probs`` (per-class probabilities, averaged over
@@ -193,7 +204,7 @@ class Segmenter:
                  batch_size: int = 1, tile: Optional[Sequence[int]] = None,
                  stride: Optional[Sequence[int]] = None, crop_batch: Optional[int] = None,
                  dtype: Optional[str] = None, tta: bool = False, keep_probs: bool = False,
-                 cfg_options: Optional[dict] = None) -> None:
+                 cfg_options: Optional[dict] = None, compile: bool = False) -> None:
         register_all_modules()  # what a config's custom_imports would do
         if isinstance(config, (str, os.PathLike)) and not osp.isfile(config):
             raise FileNotFoundError(f'config {config} does not exist')
@@ -206,7 +217,7 @@ class Segmenter:
         # full-size logits needed.
         self.cfg = prepare_config(str(config) if not isinstance(config, Config) else config,
                                   tile, stride, crop_batch, dtype, cfg_options, checkpoint,
-                                  full_size_logits=tta)
+                                  full_size_logits=tta, compile=compile)
         self.batch_size = batch_size
         self.tta = tta
         self.keep_probs = keep_probs

@@ -226,6 +226,13 @@ class InternViT(BaseModule):
             the patch tokens as without windows. None: all blocks global.
         global_attn_indexes: Blocks (0-based, negative from the end) that keep
             global attention when ``window_size`` is set.
+        compile: Compile every block with ``torch.compile`` (regional
+            compilation, see :meth:`compile_blocks`): blocks of the same
+            structure share one compiled graph, and the token count is
+            marked dynamic so a new image size reuses it. Same outputs as
+            eager; the first forward (and the first backward) pays the
+            compilation. Not for DeepSpeed ZeRO-3 or FSDP (the tools refuse
+            those combinations, see docs/benchmarks.md).
         init_cfg: ``dict(type='Pretrained', checkpoint=PATH)`` loads any
             supported checkpoint format (see ``mmseg_internvit.checkpoint``).
     """
@@ -244,13 +251,14 @@ class InternViT(BaseModule):
                  pos_embed_grid: Optional[int] = None,
                  window_size: Optional[int] = None,
                  global_attn_indexes: Sequence[int] = (),
+                 compile: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=None)
         self.pretrained_cfg = _check_init_cfg(init_cfg)
         self.arch_settings = resolve_arch(
             arch, (self.pretrained_cfg or {}).get('checkpoint'), patch_size)
         s = self.arch_settings
-        for name, value in (('frozen', frozen), ('with_cp', with_cp)):
+        for name, value in (('frozen', frozen), ('with_cp', with_cp), ('compile', compile)):
             # A string such as 'False' (or a typo like 'Flase') would silently
             # count as True.
             if not isinstance(value, bool):
@@ -299,6 +307,34 @@ class InternViT(BaseModule):
             self.reset_parameters()
         if frozen:
             self._freeze()
+        # Not `self.compile`: that would hide nn.Module.compile.
+        self.blocks_compiled = False
+        if compile:
+            self.compile_blocks()
+
+    def compile_blocks(self, **compile_kwargs) -> None:
+        """Compile each block in place with ``torch.compile`` (regional compilation).
+
+        The blocks are compiled one by one (``nn.Module.compile``, torch's
+        recipe for repeated layers), not the whole backbone: the code traced
+        is one block's, and every block of the same structure (all global
+        ones; all windowed ones) reuses the same compiled graph, so compiling
+        a 48-block model costs what compiling one block costs. Parameter
+        names, checkpoints and hooks are unchanged. :meth:`run_blocks` marks
+        the token dimension dynamic, so other image sizes reuse the graph of
+        global blocks instead of recompiling (windowed blocks, whose window
+        layout depends on the grid, may compile a few more graphs: padded
+        and unpadded grids). Gradient mode, autocast and a change of batch
+        size each give one more graph. Activation checkpointing wraps the
+        compiled block.
+
+        Args:
+            **compile_kwargs: Passed to ``torch.compile`` (e.g. ``mode`` or
+                ``backend``; the default is inductor).
+        """
+        for block in self.blocks:
+            block.compile(**compile_kwargs)
+        self.blocks_compiled = True
 
     def _normalize_out_indices(self, out_indices: Union[int, Sequence[int]]) -> List[int]:
         if isinstance(out_indices, int):
@@ -455,6 +491,9 @@ class InternViT(BaseModule):
         """
         with self._autocast(x.device):
             for block in self.blocks[start:end]:
+                if self.blocks_compiled and not torch.compiler.is_compiling():
+                    # One graph for every token count, not one per image size.
+                    torch._dynamo.maybe_mark_dynamic(x, 1)
                 if self.with_cp and torch.is_grad_enabled() and x.requires_grad:
                     x = cp.checkpoint(block, x, grid, use_reentrant=False)
                 else:

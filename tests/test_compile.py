@@ -1,0 +1,191 @@
+"""InternViT(compile=True): regional compilation gives eager's outputs and gradients.
+
+Inductor on CPU compiles C++ with gcc (tens of seconds per graph here), so the
+default run compiles one tiny graph with inductor; graph counting and
+checkpointed training use torch's ``eager`` / ``aot_eager`` backends, which
+trace exactly as inductor does (same dynamo graphs and guards) but skip code
+generation. The inductor training and windowed checks are marked slow.
+"""
+import os
+
+import pytest
+import torch
+from torch._dynamo.utils import counters
+
+from conftest import TINY_6B_STYLE, build_tiny
+
+SIZES = [(56, 56), (70, 84), (98, 42)]
+
+
+@pytest.fixture(autouse=True)
+def fresh_dynamo():
+    """Each test starts and ends with empty compile caches and counters."""
+    torch._dynamo.reset()
+    counters.clear()
+    yield
+    torch._dynamo.reset()
+    counters.clear()
+
+
+def unique_graphs() -> int:
+    return counters['stats']['unique_graphs']
+
+
+def eager_and_compiled(backend=None, **kwargs):
+    """The same weights twice: eager, and with every block compiled."""
+    eager = build_tiny(**kwargs)
+    compiled = build_tiny(**kwargs)
+    compiled.load_state_dict(eager.state_dict())
+    if backend is None:
+        compiled.compile_blocks()
+    else:
+        compiled.compile_blocks(backend=backend)
+    return eager, compiled
+
+
+def test_compiled_blocks_match_eager_with_inductor():
+    arch = dict(TINY_6B_STYLE, num_layers=2)
+    eager, compiled = eager_and_compiled(arch=arch, out_indices=[0, 1])
+    x = torch.randn(2, 3, 56, 70)
+    with torch.no_grad():
+        expected, got = eager.eval()(x), compiled.eval()(x)
+    for e, g in zip(expected, got):
+        torch.testing.assert_close(g, e, atol=1e-5, rtol=1e-5)
+    # Both blocks ran the one compiled graph.
+    assert unique_graphs() == 1
+
+
+def test_one_graph_serves_every_block_and_image_size():
+    eager, compiled = eager_and_compiled('eager', out_indices=[1, 3])
+    eager.eval(), compiled.eval()
+    with torch.no_grad():
+        for size in SIZES:
+            x = torch.randn(2, 3, *size)
+            for e, g in zip(eager(x), compiled(x)):
+                torch.testing.assert_close(g, e, atol=0, rtol=0)
+    # 4 blocks x 3 token counts (17, 31, 22 tokens): one graph.
+    assert unique_graphs() == 1
+    assert 'recompiles' not in counters or not counters['recompiles']
+
+
+def test_compile_changes_no_parameter_name():
+    eager = build_tiny()
+    compiled = build_tiny(compile=True)
+    assert compiled.blocks_compiled and not eager.blocks_compiled
+    assert list(compiled.state_dict()) == list(eager.state_dict())
+    compiled.load_state_dict(eager.state_dict())  # strict: same keys both ways
+
+
+def test_compile_must_be_a_bool():
+    from mmseg_internvit.models import InternViT
+    with pytest.raises(TypeError, match=r"compile must be True or False, got 'yes' \(str\)"):
+        InternViT(arch=TINY_6B_STYLE, compile='yes')
+
+
+def test_config_builds_a_compiled_backbone():
+    from mmseg_internvit.registry import MODELS
+    model = MODELS.build(dict(type='InternViT', arch=TINY_6B_STYLE, compile=True))
+    assert model.blocks_compiled
+
+
+def _train_step(model, x):
+    outs = model(x)
+    sum((o * o).mean() for o in outs).backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad(set_to_none=True)
+    return [o.detach() for o in outs], grads
+
+
+def _assert_same_training(eager, compiled, sizes, atol):
+    for model in (eager, compiled):
+        model.train()
+        model.set_grad_checkpointing(True)
+    for size in sizes:
+        x = torch.randn(2, 3, *size)
+        (outs_e, grads_e), (outs_c, grads_c) = _train_step(eager, x), _train_step(compiled, x)
+        for e, g in zip(outs_e, outs_c):
+            torch.testing.assert_close(g, e, atol=atol, rtol=atol)
+        assert grads_c.keys() == grads_e.keys()
+        for name, grad in grads_e.items():
+            torch.testing.assert_close(grads_c[name], grad, atol=atol, rtol=atol, msg=name)
+
+
+def test_checkpointed_training_through_compiled_blocks():
+    """run_blocks checkpoints the compiled block; autograd graphs are traced too."""
+    eager, compiled = eager_and_compiled('aot_eager', out_indices=[1, 3])
+    _assert_same_training(eager, compiled, SIZES[:2], atol=1e-5)
+    assert unique_graphs() == 1  # one training graph for both sizes
+
+
+@pytest.mark.slow
+def test_checkpointed_training_with_inductor():
+    eager, compiled = eager_and_compiled(arch=dict(TINY_6B_STYLE, num_layers=2))
+    _assert_same_training(eager, compiled, SIZES[:2], atol=1e-4)
+
+
+@pytest.mark.slow
+def test_windowed_and_global_blocks_with_inductor():
+    eager, compiled = eager_and_compiled(out_indices=[1, 3], window_size=2,
+                                         global_attn_indexes=[1, 3])
+    eager.eval(), compiled.eval()
+    with torch.no_grad():
+        for size in SIZES[:2]:
+            x = torch.randn(1, 3, *size)
+            for e, g in zip(eager(x), compiled(x)):
+                torch.testing.assert_close(g, e, atol=1e-5, rtol=1e-5)
+
+
+def _config(name):
+    from mmengine.config import Config
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return Config.fromfile(os.path.join(root, 'configs', name))
+
+
+@pytest.mark.parametrize('config,combination', [
+    ('internvit_300m/upernet_internvit-300m-zero3_8xb2-80k_ade20k-504x504.py', 'DeepSpeed ZeRO-3'),
+    ('internvit_300m/upernet_internvit-300m-fsdp_8xb2-80k_ade20k-504x504.py', 'FSDP'),
+])
+def test_compile_refused_with_zero3_and_fsdp(config, combination):
+    from mmseg_internvit.apis.launch import check_compile_fits_strategy
+    cfg = _config(config)
+    check_compile_fits_strategy(cfg)  # not compiled: nothing to refuse
+    cfg.model.backbone.compile = True
+    with pytest.raises(ValueError, match=f'compile=True cannot be combined with {combination}'):
+        check_compile_fits_strategy(cfg)
+
+
+def test_compile_allowed_with_zero2_and_ddp():
+    from mmseg_internvit.apis.launch import check_compile_fits_strategy
+    for name in ('internvit_300m/upernet_internvit-300m-zero2_8xb2-80k_ade20k-504x504.py',
+                 'internvit_300m/upernet_internvit-300m_8xb2-80k_ade20k-504x504.py'):
+        cfg = _config(name)
+        cfg.model.backbone.compile = True
+        check_compile_fits_strategy(cfg)
+
+
+def test_inference_compile_reaches_the_vit_of_plain_and_adapter_backbones():
+    from mmseg_internvit.inference.segmenter import prepare_config
+    plain = prepare_config(_config('smoke/linear_internvit-tiny_1xb4-300_ade20k-sample-112x112.py'),
+                           compile=True)
+    assert plain.model.backbone.compile is True
+    adapter = prepare_config(
+        _config('smoke/upernet_internvit-tiny-adapter_1xb4-300_ade20k-sample-112x112.py'),
+        compile=True)
+    assert adapter.model.backbone.vit.compile is True
+    other = _config('smoke/linear_internvit-tiny_1xb4-300_ade20k-sample-112x112.py')
+    other.model.backbone = dict(type='mmseg.ResNetV1c', depth=18)
+    with pytest.raises(ValueError, match="--compile compiles the blocks of an InternViT backbone, "
+                                         "but model.backbone is 'mmseg.ResNetV1c'"):
+        prepare_config(other, compile=True)
+
+
+@pytest.mark.slow
+def test_zero2_trains_with_compiled_checkpointed_blocks(tmp_path, sample_ade20k):
+    """DeepSpeed ZeRO-2 on 2 CPU processes with compile=True and with_cp=True."""
+    from test_distributed import CONFIGS, SMOKE, options, torchrun, train_losses
+    config = os.path.join(SMOKE, CONFIGS['zero2'])
+    torchrun('train.py', config, '--work-dir', tmp_path, *options(
+        sample_ade20k, 4, ['model.backbone.compile=True', 'model.backbone.with_cp=True']))
+    losses = train_losses(tmp_path)
+    assert len(losses) == 4 and all(v == v for v in losses), losses
+    assert (tmp_path / 'iter_4.pth').is_dir()

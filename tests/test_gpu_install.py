@@ -1,0 +1,141 @@
+"""The GPU install path, as far as it runs without a GPU: what install_mmcv.sh
+would build and where it keeps the wheel, and the offline bundle's wheel parts."""
+import hashlib
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+INSTALL_MMCV = os.path.join(ROOT, 'tools', 'install', 'install_mmcv.sh')
+BUNDLE = os.path.join(ROOT, 'tools', 'install', 'offline_gpu_bundle.sh')
+TORCH_VERSION = torch.__version__.split('+')[0]
+NO_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason='checks the CPU-machine plan')
+
+
+def plan(cache, **env):
+    """Run install_mmcv.sh with MMCV_PLAN_ONLY=1: it builds and installs nothing."""
+    base = {k: v for k, v in os.environ.items()
+            if k not in ('MMCV_DEVICE', 'TORCH_CUDA_ARCH_LIST', 'MAX_JOBS')}
+    return subprocess.run(['bash', INSTALL_MMCV, sys.executable, '2.1.0', TORCH_VERSION,
+                           str(cache)], capture_output=True, text=True,
+                          env=dict(base, MMCV_PLAN_ONLY='1', **env))
+
+
+@NO_GPU
+def test_cpu_machine_keeps_the_cpu_wheel_folder(tmp_path):
+    proc = plan(tmp_path, MAX_JOBS='3')
+    assert proc.returncode == 0, proc.stderr
+    assert f'wheel folder {tmp_path}/mmcv-2.1.0-torch-{TORCH_VERSION}\n' in proc.stdout
+    assert 'CPU ops, MAX_JOBS=3; measured: 13 min 14 s on 2 cores' in proc.stdout
+
+
+def test_cuda_wheel_folder_names_cuda_and_arch(tmp_path):
+    proc = plan(tmp_path, MMCV_DEVICE='cuda', TORCH_CUDA_ARCH_LIST='8.0;9.0')
+    if torch.version.cuda is None:
+        assert proc.returncode == 2 and 'CPU-only build' in proc.stderr
+        return
+    from torch.utils.cpp_extension import CUDA_HOME
+    if not CUDA_HOME or not os.access(os.path.join(CUDA_HOME, 'bin', 'nvcc'), os.X_OK):
+        assert proc.returncode == 2 and "mmcv's CUDA ops need nvcc" in proc.stderr
+        return
+    assert proc.returncode == 0, proc.stderr
+    key = f'mmcv-2.1.0-torch-{TORCH_VERSION}-cuda{torch.version.cuda}-sm80_90'
+    assert f'wheel folder {tmp_path}/{key}\n' in proc.stdout
+    assert 'CUDA ops for compute capability 8.0;9.0' in proc.stdout
+    assert 'measured: 259 s for one arch on 16 cores (one H200, 2026-11-27)' in proc.stdout
+
+
+@NO_GPU
+def test_cuda_without_a_gpu_or_arch_list_is_refused(tmp_path):
+    proc = plan(tmp_path, MMCV_DEVICE='cuda', PATH='/usr/bin:/bin')  # no nvidia-smi either
+    assert proc.returncode == 2
+    assert ('no GPU visible to torch or nvidia-smi' in proc.stderr
+            or 'CPU-only build' in proc.stderr)
+
+
+def test_bad_device_is_refused(tmp_path):
+    proc = plan(tmp_path, MMCV_DEVICE='gpu')
+    assert proc.returncode == 2
+    assert "MMCV_DEVICE must be auto, cpu or cuda, got 'gpu'" in proc.stderr
+
+
+def bundle(*args):
+    return subprocess.run(['bash', BUNDLE, *map(str, args)], capture_output=True, text=True)
+
+
+def test_built_wheel_travels_in_parts_and_is_reassembled(tmp_path):
+    key = 'mmcv-2.1.0-torch-2.11.0-cuda13.0-sm90'
+    wheel = 'mmcv-2.1.0-cp312-cp312-linux_x86_64.whl'
+    built = tmp_path / 'bundle' / 'mmcv-cache' / key
+    built.mkdir(parents=True)
+    payload = os.urandom(38 * 2**20)  # the size of the real CUDA wheel
+    (built / wheel).write_bytes(payload)
+    out = tmp_path / 'out'
+    proc = bundle('export-mmcv', tmp_path / 'bundle', out)
+    assert proc.returncode == 0, proc.stderr
+    parts = sorted((out / 'mmcv-parts' / key).iterdir())
+    assert [p.name for p in parts] == [f'{wheel}.part-0{i}' for i in range(3)] + \
+        [f'{wheel}.sha256']
+    assert all(p.stat().st_size < 16 * 2**20 for p in parts)  # each one comes back
+    # Carried to a fresh machine: the parts alone become the wheel again.
+    carried = tmp_path / 'carried'
+    (carried / 'mmcv-parts').mkdir(parents=True)
+    os.rename(out / 'mmcv-parts' / key, carried / 'mmcv-parts' / key)
+    proc = bundle('reassemble-mmcv', carried)
+    assert proc.returncode == 0, proc.stderr
+    rebuilt = (carried / 'mmcv-cache' / key / wheel).read_bytes()
+    assert hashlib.sha256(rebuilt).digest() == hashlib.sha256(payload).digest()
+    # A missing part is caught by the checksum; nothing half-written is left.
+    (carried / 'mmcv-cache' / key / wheel).unlink()
+    (carried / 'mmcv-parts' / key / f'{wheel}.part-01').unlink()
+    proc = bundle('reassemble-mmcv', carried)
+    assert proc.returncode == 2
+    assert f'the parts of {wheel}' in proc.stderr and 'do not add up to its sha256' in proc.stderr
+    assert list((carried / 'mmcv-cache' / key).iterdir()) == []
+
+
+def test_bundle_refuses_unknown_modes_and_missing_folders(tmp_path):
+    assert bundle('fetch', tmp_path).returncode == 2
+    proc = bundle('install-wheels', tmp_path / 'absent')
+    assert proc.returncode == 2 and 'is not a folder' in proc.stderr
+
+
+LANE = os.path.join(ROOT, 'tools', 'gpu', 'run_gpu_lane.sh')
+
+
+def lane(*args):
+    return subprocess.run(['bash', LANE, *map(str, args)], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize('args,message', [
+    (['--budget', '30'], "--budget must be whole seconds >= 60, got '30'"),
+    (['--only', 'install,deploy'], "--only: unknown phase 'deploy'"),
+    (['--bench', 'some'], "--bench must be core or all, got 'some'"),
+    (['--device', 'tpu'], "--device must be cuda or cpu, got 'tpu'"),
+    (['--upstream-file', '/no/such/intern_vit_6b.py'], 'does not exist'),
+    (['--frobnicate'], "unknown argument '--frobnicate'"),
+])
+def test_lane_refuses_bad_arguments(tmp_path, args, message):
+    proc = lane(*args, '--out', tmp_path / 'out')
+    assert proc.returncode == 2 and message in proc.stderr
+    assert not (tmp_path / 'out').exists()  # refused before anything is written
+
+
+def test_lane_dry_run_plans_every_phase_within_the_budget(tmp_path):
+    proc = lane('--dry-run', '--out', tmp_path / 'out', '--bench', 'all')
+    assert proc.returncode == 0, proc.stderr
+    steps = [line.split()[0] for line in proc.stdout.splitlines()]
+    assert steps == ['install', 'build-mmcv', 'bench-fwd-b8', 'bench-train-cp-b2',
+                     'bench-fwd-b1', 'bench-train-cp-b1', 'bench-train-cp-b8', 'bench-sweep-b1',
+                     'check-install', 'tests-backbone', 'tests-segmentation',
+                     'install-deepspeed', 'tests-distributed']
+    assert '(in the background during bench)' in proc.stdout
+    assert '--mode forward --arch 6b --dtype bfloat16 --device cuda --batch 8' in proc.stdout
+    assert '-m pytest -q -m gpu tests/test_gpu_backbone.py' in proc.stdout
+    serial = lane('--dry-run', '--serial-build', '--only', 'build,tests', '--out', tmp_path / 'o')
+    assert [line.split()[0] for line in serial.stdout.splitlines()] == \
+        ['build-mmcv', 'check-install', 'tests-backbone', 'tests-segmentation',
+         'install-deepspeed', 'tests-distributed']

@@ -1,0 +1,305 @@
+#!/usr/bin/env bash
+# The GPU lane in one command, for a bare GPU machine that has Python 3 and a CUDA
+# torch but no package index, reached by copying this working tree there and
+# running one command whose files under $OUT come back (each under 16 MiB).
+#
+#   bash tools/gpu/run_gpu_lane.sh [--budget SECONDS] [--only PHASES] [--bench core|all]
+#       [--bundle DIR] [--out DIR] [--upstream-file PATH] [--serial-build]
+#       [--device cuda|cpu] [--arch ARCH] [--dtype DTYPE] [--dry-run]
+#
+# Before: fill the bundle folder (git-ignored, default .gpu_bundle) where a package
+# index is reachable, and carry it along:
+#   bash tools/install/offline_gpu_bundle.sh download .gpu_bundle
+# (scipy goes to .gpu_bundle/large: carry it only if the machine lacks scipy).
+#
+# Phases, in order, each under `timeout`, all within --budget seconds (default 560):
+#   install  the bundle's wheels the machine lacks (offline_gpu_bundle.sh install-wheels)
+#   build    mmcv with CUDA ops for the local GPU (install-mmcv): a wheel carried in
+#            .gpu_bundle/mmcv-parts (or built earlier on this machine) is reused; else
+#            it is built, by default in the background during the bench phase on all
+#            cores but two (--serial-build: alone, after it); then DeepSpeed's sdist
+#   bench    tools/benchmark.py rows for docs/benchmarks.md, 6B, bf16, 504 px: eager,
+#            compiled, transformers (and upstream with --upstream-file); forward batch
+#            8 and 1, full-tuning step with checkpointing batch 2 (--bench all: also
+#            train batch 1 and 8, and a size sweep with a plot)
+#   tests    pytest -m gpu, one run per tests/test_gpu_*.py (backbone, segmentation,
+#            then DeepSpeed's install and distributed), JUnit XML with measured values
+# Results under --out (default $OUT, else ./gpu_lane_out): logs/, bench/*.json,
+# tests-*.xml, mmcv-parts/ (a built wheel in <16 MiB parts: put that folder back as
+# .gpu_bundle/mmcv-parts to skip the build next time), summary.txt / summary.json.
+# --device cpu --arch '{...}' --dtype float32 runs the bench phase on a CPU with a
+# tiny arch (to check this script); --dry-run prints the plan only.
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+PY=${PYTHON:-python3}
+BUDGET=560
+ONLY="install,build,bench,tests"
+BENCH=core
+BUNDLE=.gpu_bundle
+OUT_DIR=${OUT:-./gpu_lane_out}
+UPSTREAM=""
+SERIAL_BUILD=0
+DEVICE=cuda
+ARCH=6b
+DTYPE=bfloat16
+DRY=0
+RESERVE=20  # seconds kept for the export and the summary
+
+usage() { sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+die() { echo "run_gpu_lane.sh: $*" >&2; exit 2; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --budget) BUDGET=${2:-}; shift 2;;
+    --only) ONLY=${2:-}; shift 2;;
+    --bench) BENCH=${2:-}; shift 2;;
+    --bundle) BUNDLE=${2:-}; shift 2;;
+    --out) OUT_DIR=${2:-}; shift 2;;
+    --upstream-file) UPSTREAM=${2:-}; shift 2;;
+    --serial-build) SERIAL_BUILD=1; shift;;
+    --device) DEVICE=${2:-}; shift 2;;
+    --arch) ARCH=${2:-}; shift 2;;
+    --dtype) DTYPE=${2:-}; shift 2;;
+    --dry-run) DRY=1; shift;;
+    -h|--help) usage;;
+    *) die "unknown argument '$1' (see --help)";;
+  esac
+done
+[[ "$BUDGET" =~ ^[0-9]+$ ]] && [ "$BUDGET" -ge 60 ] || die "--budget must be whole seconds >= 60, got '$BUDGET'"
+for phase in ${ONLY//,/ }; do
+  case "$phase" in install|build|bench|tests) ;; *) die "--only: unknown phase '$phase' (install, build, bench, tests)";; esac
+done
+case "$BENCH" in core|all) ;; *) die "--bench must be core or all, got '$BENCH'";; esac
+case "$DEVICE" in cuda|cpu) ;; *) die "--device must be cuda or cpu, got '$DEVICE'";; esac
+[ -z "$UPSTREAM" ] || [ -f "$UPSTREAM" ] || die "--upstream-file $UPSTREAM does not exist"
+wants() { [[ ",$ONLY," == *",$1,"* ]]; }
+
+START=$(date +%s)
+remaining() { echo $(( START + BUDGET - $(date +%s) )); }
+mkdir -p "$OUT_DIR/logs" "$OUT_DIR/bench"
+OUT_DIR=$(cd "$OUT_DIR" && pwd)
+PHASES="$OUT_DIR/phases.tsv"
+: > "$PHASES"
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+export PIP_BREAK_SYSTEM_PACKAGES=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+# Kept between calls on a warm machine (git-ignored): a rerun compiles nothing twice.
+export TORCHINDUCTOR_CACHE_DIR="$ROOT/.gpu_lane_cache/inductor"
+
+# run NAME CAP CMD...: run CMD under timeout min(CAP, budget left - RESERVE),
+# log to logs/NAME.log, record "NAME status seconds" in phases.tsv.
+run() {
+  local name=$1 cap=$2; shift 2
+  local left=$(( $(remaining) - RESERVE )) limit start rc status
+  limit=$(( cap < left ? cap : left ))
+  if [ "$DRY" = 1 ]; then
+    printf '%-22s up to %4s s: %s\n' "$name" "$cap" "$*"
+    return 0
+  fi
+  if [ "$limit" -lt 15 ]; then
+    printf '%s\tskipped (budget)\t0\n' "$name" >> "$PHASES"
+    echo "== $name: skipped, $(remaining) s of the budget left"
+    return 1
+  fi
+  echo "== $name (up to $limit s): $*"
+  start=$(date +%s)
+  timeout --kill-after=10 "$limit" "$@" > "$OUT_DIR/logs/$name.log" 2>&1
+  rc=$?
+  case $rc in 0) status=ok;; 124|137) status="timeout ($limit s)";; *) status="failed (exit $rc)";; esac
+  printf '%s\t%s\t%s\n' "$name" "$status" "$(( $(date +%s) - start ))" >> "$PHASES"
+  echo "   $status in $(( $(date +%s) - start )) s; tail of logs/$name.log:"
+  tail -n 3 "$OUT_DIR/logs/$name.log" | sed 's/^/   | /'
+  return $rc
+}
+
+if [ "$DRY" = 0 ]; then
+  { nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv,noheader 2>/dev/null \
+      || echo 'nvidia-smi: not available'
+    "$PY" -c 'import torch, sys; print("python", sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda, "gpu", torch.cuda.is_available() and torch.cuda.get_device_name())'
+    nproc; free -g | head -2; } > "$OUT_DIR/logs/machine.log" 2>&1
+  cat "$OUT_DIR/logs/machine.log"
+fi
+
+wants install && run install 180 bash tools/install/offline_gpu_bundle.sh install-wheels "$BUNDLE" --python "$PY"
+
+# The mmcv build uses the CPUs while the bench phase mostly uses the GPU; its
+# compile workers would slow the benchmark's own compilation, so the records of
+# a bench run that overlapped the build say so (concurrent_build in summary.json).
+BUILD_PID=""
+BACKGROUND_BUILD=0
+wants build && wants bench && [ "$SERIAL_BUILD" = 0 ] && BACKGROUND_BUILD=1
+if [ "$BACKGROUND_BUILD" = 1 ] && [ "$DRY" = 1 ]; then
+  printf '%-22s %s\n' build-mmcv "bash tools/install/offline_gpu_bundle.sh install-mmcv $BUNDLE (in the background during bench)"
+elif [ "$BACKGROUND_BUILD" = 1 ]; then
+  jobs=$(( $(nproc) > 4 ? $(nproc) - 2 : $(nproc) ))
+  left=$(( $(remaining) - RESERVE ))
+  echo "== build-mmcv in the background (MAX_JOBS=$jobs, up to $left s)"
+  ( start=$(date +%s)
+    MAX_JOBS=$jobs timeout --kill-after=10 "$left" nice -n 10 bash tools/install/offline_gpu_bundle.sh \
+      install-mmcv "$BUNDLE" --python "$PY" > "$OUT_DIR/logs/build-mmcv.log" 2>&1
+    rc=$?
+    case $rc in 0) status=ok;; 124|137) status="timeout ($left s)";; *) status="failed (exit $rc)";; esac
+    printf 'build-mmcv\t%s\t%s\n' "$status" "$(( $(date +%s) - start ))" >> "$PHASES" ) &
+  BUILD_PID=$!
+  touch "$OUT_DIR/bench/.concurrent_build"
+fi
+
+bench_row() {  # NAME MODE BATCH EXTRA...
+  local name=$1 mode=$2 batch=$3; shift 3
+  local timing=(--warmup 3 --repeats 10)
+  [ "$mode" = train ] && timing=(--warmup 2 --repeats 5)
+  run "bench-$name" 240 "$PY" tools/benchmark.py --mode "$mode" --arch "$ARCH" --dtype "$DTYPE" \
+    --device "$DEVICE" --batch "$batch" "${timing[@]}" --json "$OUT_DIR/bench/$name.json" "$@"
+}
+if wants bench; then
+  peers=(--compile --peer transformers)
+  bench_row fwd-b8 forward 8 --size 504 504 "${peers[@]}"
+  bench_row train-cp-b2 train 2 --with-cp --size 504 504 "${peers[@]}"
+  bench_row fwd-b1 forward 1 --size 504 504 "${peers[@]}"
+  if [ -n "$UPSTREAM" ]; then  # on its own: an unimportable file costs only this row
+    bench_row fwd-b8-upstream forward 8 --size 504 504 --peer upstream --peer-file "$UPSTREAM"
+    bench_row train-cp-b2-upstream train 2 --with-cp --size 504 504 --peer upstream --peer-file "$UPSTREAM"
+  fi
+  if [ "$BENCH" = all ]; then
+    bench_row train-cp-b1 train 1 --with-cp --size 504 504 "${peers[@]}"
+    bench_row train-cp-b8 train 8 --with-cp --size 504 504 "${peers[@]}"
+    bench_row sweep-b1 forward 1 --sizes 224 448 504 672 896 "${peers[@]}" \
+      --warmup 1 --repeats 3 --plot "$OUT_DIR/bench/sweep-b1.png"
+  fi
+fi
+
+if wants build; then
+  if [ -n "$BUILD_PID" ]; then
+    echo "== waiting for the mmcv build"
+    wait "$BUILD_PID"
+    tail -n 3 "$OUT_DIR/logs/build-mmcv.log" | sed 's/^/   | /'
+  elif [ "$BACKGROUND_BUILD" = 0 ]; then
+    run build-mmcv 400 bash tools/install/offline_gpu_bundle.sh install-mmcv "$BUNDLE" --python "$PY"
+  fi
+  [ "$DRY" = 0 ] && bash tools/install/offline_gpu_bundle.sh export-mmcv "$BUNDLE" "$OUT_DIR" > "$OUT_DIR/logs/export-mmcv.log" 2>&1
+  run check-install 90 "$PY" tools/check_install.py
+fi
+
+# One pytest per file, most basic first, each with its own JUnit XML: a file
+# cut short by the budget loses only its own results. DeepSpeed (only the
+# distributed tests need it) is installed just before them.
+gpu_tests() {  # NAME CAP
+  run "tests-$1" "$2" "$PY" -m pytest -q -m gpu "tests/test_gpu_$1.py" -p no:cacheprovider \
+    -rfEs --durations=10 --junitxml "$OUT_DIR/tests-$1.xml"
+}
+if wants tests; then
+  gpu_tests backbone 150
+  gpu_tests segmentation 300
+fi
+wants build && run install-deepspeed 150 bash tools/install/offline_gpu_bundle.sh install-deepspeed "$BUNDLE" --python "$PY"
+wants tests && gpu_tests distributed 240
+
+[ "$DRY" = 1 ] && exit 0
+"$PY" - "$OUT_DIR" "$(( $(date +%s) - START ))" <<'PYEOF' | tee "$OUT_DIR/summary.txt"
+"""Compact summary of the lane: machine, phases, benchmark rows and targets, tests."""
+import glob
+import json
+import os
+import sys
+import xml.etree.ElementTree as ET
+
+out, elapsed = sys.argv[1], int(sys.argv[2])
+summary = dict(elapsed_s=elapsed, phases=[], bench=[], targets=[], tests={})
+print(f'GPU lane: {elapsed} s')
+machine = open(os.path.join(out, 'logs', 'machine.log')).read().strip().splitlines()
+summary['machine'] = machine
+print('machine: ' + ' | '.join(machine[:2]))
+for line in open(os.path.join(out, 'phases.tsv')):
+    name, status, seconds = line.rstrip('\n').split('\t')
+    summary['phases'].append(dict(name=name, status=status, seconds=int(seconds)))
+    print(f'  {name:<24} {status:<20} {seconds:>4} s')
+concurrent = os.path.exists(os.path.join(out, 'bench', '.concurrent_build'))
+rows = {}
+for path in sorted(glob.glob(os.path.join(out, 'bench', '*.json'))):
+    row = os.path.basename(path)[:-5]
+    result = json.load(open(path))
+    for r in result['runs']:
+        eager = next(e for e in result['runs'] if e['variant'] == 'eager'
+                     and e['height'] == r['height'])
+        rec = dict(row=row, variant=r['variant'], mode=r['mode'] + ('+cp' if r['with_cp'] else ''),
+                   batch=r['batch'], size=f"{r['height']}x{r['width']}",
+                   median_ms=1e3 * r['time_s']['median'], tflops=r['flops_per_s'] / 1e12,
+                   gemm_tflops=r['gemm']['flops_per_s'] / 1e12, vs_gemm=r['gemm_ratio'],
+                   vs_eager=eager['time_s']['median'] / r['time_s']['median'],
+                   first_step_s=r['first_step_s'], compile_s=r.get('compile_s'),
+                   relative_diff=(r.get('agreement') or {}).get('relative_diff'),
+                   concurrent_build=concurrent,
+                   device=result['environment'].get('cuda_device', 'cpu'))
+        summary['bench'].append(rec)
+        rows[(row, r['variant'], rec['size'])] = rec
+if summary['bench']:
+    print('bench (median; vs eager = speed-up over our eager backbone, same weights):')
+    print(f"  {'row':<20} {'variant':<13} {'size':>7} {'ms':>9} {'TFLOP/s':>8} {'vs GEMM':>7} "
+          f"{'vs eager':>8} {'first s':>7} {'rel diff':>8}")
+    for r in summary['bench']:
+        diff = '-' if r['relative_diff'] is None else f"{r['relative_diff']:.1e}"
+        print(f"  {r['row']:<20} {r['variant']:<13} {r['size']:>7} {r['median_ms']:9.1f} "
+              f"{r['tflops']:8.1f} {r['vs_gemm']:7.2f} {r['vs_eager']:8.2f}x "
+              f"{r['first_step_s']:7.1f} {diff:>8}")
+    if concurrent:
+        print('  (the mmcv build ran on the CPUs during these runs: first-step/compile times '
+              'are inflated)')
+
+arch = {r['arch_name'] for path in glob.glob(os.path.join(out, 'bench', '*.json'))
+        for r in json.load(open(path))['runs']}
+
+
+def target(name, value, bound, ok):
+    if arch != {'6b'}:
+        return
+    summary['targets'].append(dict(target=name, value=value, bound=bound, met=ok))
+    print(f"  {'met   ' if ok else 'MISSED'} {name}: {value:.2f} (target {bound})")
+
+
+def get(row, variant):
+    return rows.get((row, variant, '504x504'))
+
+
+if arch:
+    print('targets (issue #11):' if arch == {'6b'} else
+          f'targets (issue #11): they apply to --arch 6b; these runs used {sorted(arch)}')
+checks = [('6B fwd b8 compiled vs GEMM', get('fwd-b8', 'compiled'), 'vs_gemm', '>= 0.85', 0.85),
+          ('6B fwd b8 eager vs GEMM', get('fwd-b8', 'eager'), 'vs_gemm', '>= 0.75', 0.75),
+          ('6B train+cp b2 compiled vs GEMM', get('train-cp-b2', 'compiled'), 'vs_gemm',
+           '>= 0.80', 0.80)]
+for name, rec, key, bound, low in checks:
+    if rec:
+        target(name, rec[key], bound, rec[key] >= low)
+fast, hf = get('fwd-b8', 'compiled'), get('fwd-b8', 'transformers')
+if fast and hf:
+    target('6B fwd b8 compiled speed-up over transformers', hf['median_ms'] / fast['median_ms'],
+           '>= 1.3x', hf['median_ms'] / fast['median_ms'] >= 1.3)
+b1 = [r for r in (get('fwd-b1', 'eager'), get('fwd-b1', 'compiled')) if r]
+if b1:
+    best = max(r['vs_gemm'] for r in b1)
+    target('6B fwd b1 best of eager/compiled vs GEMM', best, '>= 0.65', best >= 0.65)
+fast, up = get('train-cp-b2', 'compiled'), get('train-cp-b2-upstream', 'upstream')
+if fast and up:
+    ratio = up['median_ms'] / fast['median_ms']
+    target('6B train+cp b2 compiled speed-up over upstream', ratio, '>= 2.0x', ratio >= 2.0)
+cases = []
+for xml_path in sorted(glob.glob(os.path.join(out, 'tests-*.xml'))):
+    root = ET.parse(xml_path).getroot()
+    for case in root.iter('testcase'):
+        state = ('FAILED' if case.find('failure') is not None or case.find('error') is not None
+                 else 'skipped' if case.find('skipped') is not None else 'passed')
+        props = {p.get('name'): p.get('value') for p in case.iter('property')}
+        cases.append(dict(file=case.get('classname'), name=case.get('name'), state=state,
+                          seconds=float(case.get('time', 0)), **props))
+counts = {state: sum(c['state'] == state for c in cases)
+          for state in ('passed', 'FAILED', 'skipped')}
+summary['tests'] = dict(counts, seconds=round(sum(c['seconds'] for c in cases), 1), cases=cases)
+ran = [os.path.basename(p)[6:-4] for p in sorted(glob.glob(os.path.join(out, 'tests-*.xml')))]
+print(f"tests ({', '.join(ran) or 'none finished'}): {counts['passed']} passed, "
+      f"{counts['FAILED']} failed, {counts['skipped']} skipped, "
+      f"{summary['tests']['seconds']:.0f} s in tests")
+for c in cases:
+    extra = ' '.join(f'{k}={v}' for k, v in c.items()
+                     if k not in ('file', 'name', 'state', 'seconds'))
+    print(f"  {c['state']:<7} {c['seconds']:6.1f} s  {c['name']} {extra}".rstrip())
+json.dump(summary, open(os.path.join(out, 'summary.json'), 'w'), indent=1)
+PYEOF
