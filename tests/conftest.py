@@ -43,6 +43,19 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def _forget_mm_loggers():
+    """Drop mmengine's logger instances after each test.
+
+    A Runner names its logger after the config and the current second, so two
+    tools run in-process within one second would share the first one's logger,
+    whose stream handler still writes to that test's (closed) captured stdout.
+    """
+    yield
+    from mmengine.logging import MMLogger
+    MMLogger._instance_dict.clear()
+
+
 def build_tiny(arch=None, seed=0, **kwargs):
     """A tiny InternViT with random, non-trivial weights (seeded)."""
     from mmseg_internvit.models import InternViT
