@@ -182,7 +182,7 @@ def test_load6b_on_tiny_arch(tmp_path):
 UPSTREAM_STANDIN = """
 import torch
 import torch.nn as nn
-from mmseg_internvit.models.backbones.intern_vit import InternViTBlock
+from mmseg_internvit.models.layers import InternViTBlock
 
 
 class InternViT6B(nn.Module):

@@ -220,7 +220,7 @@ def test_bad_output_path_fails_before_reading(tmp_path, dst, exc, match):
 
 def _with_grid(model, side):
     """``model``'s weights with pos_embed re-sampled to a side x side grid."""
-    from mmseg_internvit.models.backbones.intern_vit import resize_pos_embed
+    from mmseg_internvit.models.layers import resize_pos_embed
     state = {k: v.clone() for k, v in model.state_dict().items()}
     pos = state['pos_embed']
     patches = resize_pos_embed(pos[:, 1:], model.pretrain_grid, (side, side))

@@ -255,7 +255,7 @@ def test_exportable_adaptive_pool_equals_torchs():
 
 def test_position_embedding_resize_exports_bicubic_without_antialias(tmp_path):
     """Dynamic grids: ONNX Resize(cubic, a=-0.75, half_pixel, no antialias) as torch's."""
-    from mmseg_internvit.models.backbones.intern_vit import resize_pos_embed
+    from mmseg_internvit.models.layers import resize_pos_embed
 
     class Resize(nn.Module):
         def __init__(self):

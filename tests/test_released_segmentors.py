@@ -307,7 +307,7 @@ def test_pos_embed_grid_matches_upstream_resize():
     assert model.pos_embed.shape == (1, 1 + GRID * GRID, C)
     stored = model.pos_embed.detach()[:, 1:].reshape(1, GRID, GRID, C).permute(0, 3, 1, 2)
     expected = F.interpolate(stored, size=(5, 6), mode='bicubic', align_corners=False)
-    from mmseg_internvit.models.backbones.intern_vit import resize_pos_embed
+    from mmseg_internvit.models.layers import resize_pos_embed
     got = resize_pos_embed(model.pos_embed.detach()[:, 1:], model.pretrain_grid, (5, 6))
     torch.testing.assert_close(got, expected.flatten(2).transpose(1, 2), atol=1e-5, rtol=0)
 

@@ -18,7 +18,8 @@ import torch
 import torch.nn as nn
 
 from mmseg_internvit.checkpoint.key_maps import backbone_key_map
-from mmseg_internvit.models.backbones.intern_vit import InternViT, resize_pos_embed
+from mmseg_internvit.models.backbones.intern_vit import InternViT
+from mmseg_internvit.models.layers import resize_pos_embed
 
 PEERS = ('transformers', 'upstream')
 # Largest |peer - ours| / max |ours| of the last block accepted before timing:

@@ -1,5 +1,6 @@
 """Backbones: InternViT (torch, timm and mmengine only). The ViT-Adapter, which
 needs mmcv's deformable attention, is :mod:`.vit_adapter`."""
-from .intern_vit import ARCH_ZOO, InternViT, InternViTBlock, resize_pos_embed
+from ..layers import InternViTBlock, resize_pos_embed
+from .intern_vit import ARCH_ZOO, InternViT
 
 __all__ = ['ARCH_ZOO', 'InternViT', 'InternViTBlock', 'resize_pos_embed']

@@ -5,14 +5,13 @@ from typing import ContextManager, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from mmengine.model import BaseModule
-from timm.layers import DropPath, LayerScale, Mlp, trunc_normal_
+from timm.layers import LayerScale, trunc_normal_
 
 from mmseg_internvit.dtypes import to_torch_dtype
 from mmseg_internvit.registry import MODELS
-from ..layers import Attention, RMSNorm, WindowAttention, build_norm
+from ..layers import InternViTBlock, PatchEmbed, RMSNorm, resize_pos_embed
 
 ARCH_KEYS = ('embed_dims', 'num_layers', 'num_heads', 'feedforward_channels',
              'qk_normalization', 'norm_type', 'qkv_bias', 'layer_scale_init',
@@ -36,7 +35,6 @@ ARCH_ZOO: Dict[str, dict] = {
                  qk_normalization=False, norm_type='ln', qkv_bias=True,
                  layer_scale_init=1.0, pretrain_size=448),
 }
-
 
 
 def is_auto_arch(arch: Union[str, dict]) -> bool:
@@ -70,103 +68,6 @@ def resolve_arch(arch: Union[str, dict], checkpoint: Optional[str] = None,
         raise ValueError(f'InternViT arch dict must have exactly the keys {ARCH_KEYS}; '
                          f'missing {sorted(missing)}, unexpected {sorted(extra)}')
     return dict(arch)
-
-
-def bicubic_matrix(src: int, dst: int, device: torch.device = None) -> torch.Tensor:
-    """The ``(dst, src)`` matrix of 1-D bicubic resizing (align_corners=False).
-
-    Interpolating an identity gives the operator itself; torch's 2-D bicubic
-    kernel is the product of two such 1-D ones, so resizing a grid as
-    ``Mh @ G @ Mw.T`` equals ``F.interpolate(G, mode='bicubic')``.
-    """
-    eye = torch.eye(src, dtype=torch.float32, device=device)[None, None]
-    return F.interpolate(eye, size=(dst, src), mode='bicubic', align_corners=False)[0, 0]
-
-
-def resize_pos_embed(pos_embed: torch.Tensor, src_grid: Tuple[int, int],
-                     dst_grid: Tuple[int, int]) -> torch.Tensor:
-    """Resize patch position embeddings ``(1, h*w, C)`` from one grid to another.
-
-    Bicubic, ``align_corners=False`` and no antialiasing, computed in float32:
-    the interpolation of the released InternViT code, so pretrained features are
-    reproduced exactly (timm's resampler antialiases and gives other values).
-    Done as two small matrix products rather than ``upsample_bicubic2d``,
-    which on a GPU took 15 of the 51 ms of a 6B forward at 504 px.
-    """
-    # Only concrete sizes take the shortcut: under torch.export the grid is
-    # symbolic and the traced graph must keep the resize for every input size
-    # (resizing to the same grid is the identity, so the values agree).
-    if all(isinstance(s, int) for s in dst_grid) and tuple(src_grid) == tuple(dst_grid):
-        return pos_embed
-    C = pos_embed.shape[-1]
-    grid = pos_embed.float().reshape(*src_grid, C)
-    rows = bicubic_matrix(src_grid[0], dst_grid[0], pos_embed.device)
-    cols = bicubic_matrix(src_grid[1], dst_grid[1], pos_embed.device)
-    out = torch.einsum('ih,hwc,jw->ijc', rows, grid, cols)
-    return out.reshape(1, -1, C).to(pos_embed.dtype)
-
-
-class PatchEmbed(nn.Module):
-    """Non-overlapping patch projection that pads H and W up to the patch size.
-
-    Args:
-        patch_size: Patch side in pixels.
-        in_channels: Image channels.
-        embed_dims: Token width.
-    """
-
-    def __init__(self, patch_size: int, in_channels: int, embed_dims: int) -> None:
-        super().__init__()
-        self.patch_size = patch_size
-        self.proj = nn.Conv2d(in_channels, embed_dims, patch_size, stride=patch_size)
-
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
-        H, W = x.shape[-2:]
-        p = self.patch_size
-        # Zero padding on the right/bottom: after mean/std normalisation zero is
-        # the mean colour, the least surprising filler for the last patch row.
-        x = F.pad(x, (0, -W % p, 0, -H % p))
-        x = self.proj(x)
-        return x.flatten(2).transpose(1, 2), (x.shape[2], x.shape[3])
-
-
-class InternViTBlock(nn.Module):
-    """Pre-norm transformer block with layer scale and stochastic depth.
-
-    Args:
-        dim: Token width.
-        num_heads: Attention heads.
-        mlp_hidden: Hidden width of the GELU MLP.
-        qkv_bias: Bias on the qkv projection.
-        qk_normalization: Whole-width RMS qk-norm.
-        norm_type: ``'rms'`` or ``'ln'`` for norm1/norm2.
-        layer_scale_init: Initial value of the layer-scale gammas.
-        drop_path: Stochastic depth rate of this block.
-        attn_impl: See :class:`Attention`.
-        window_size: Attend within windows of this many tokens per side
-            (:class:`WindowAttention`); None attends globally.
-    """
-
-    def __init__(self, dim: int, num_heads: int, mlp_hidden: int, qkv_bias: bool,
-                 qk_normalization: bool, norm_type: str, layer_scale_init: float,
-                 drop_path: float = 0.0, attn_impl: str = 'sdpa',
-                 window_size: Optional[int] = None) -> None:
-        super().__init__()
-        self.norm1 = build_norm(norm_type, dim)
-        attn_args = dict(qkv_bias=qkv_bias, qk_normalization=qk_normalization,
-                         attn_impl=attn_impl)
-        self.attn = (WindowAttention(dim, num_heads, window_size, **attn_args)
-                     if window_size else Attention(dim, num_heads, **attn_args))
-        self.ls1 = LayerScale(dim, init_values=layer_scale_init)
-        self.norm2 = build_norm(norm_type, dim)
-        self.mlp = Mlp(dim, hidden_features=mlp_hidden, act_layer=nn.GELU)
-        self.ls2 = LayerScale(dim, init_values=layer_scale_init)
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
-
-    def forward(self, x: torch.Tensor, grid: Optional[Tuple[int, int]] = None) -> torch.Tensor:
-        """Tokens ``(B, N, C)`` of the patch grid ``grid`` (needed by windowed blocks)."""
-        x = x + self.drop_path(self.ls1(self.attn(self.norm1(x), grid)))
-        return x + self.drop_path(self.ls2(self.mlp(self.norm2(x))))
 
 
 @MODELS.register_module()
