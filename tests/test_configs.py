@@ -20,7 +20,7 @@ def tiny_cfg(path, data_root):
     cfg = Config.fromfile(path)
     backbone = cfg.model.get('backbone')
     vit = backbone.get('vit', backbone)  # adapters nest the ViT arguments
-    from mmseg_internvit.models.backbones.intern_vit import resolve_arch
+    from mmseg_internvit.models.backbones.arch_zoo import resolve_arch
     arch = resolve_arch(vit['arch'])
     arch.update(embed_dims=TINY_WIDTH, num_heads=2, feedforward_channels=2 * TINY_WIDTH,
                 pretrain_size=56)

@@ -61,7 +61,7 @@ def test_bad_arch_and_dtype():
 
 
 def test_presets_have_upstream_shapes():
-    from mmseg_internvit.models.backbones.intern_vit import ARCH_ZOO as arch
+    from mmseg_internvit.models.backbones.arch_zoo import ARCH_ZOO as arch
     assert arch['6b']['num_layers'] == 48 and arch['6b-448']['num_layers'] == 45
     assert arch['300m']['embed_dims'] == 1024 and arch['300m']['norm_type'] == 'ln'
     # Construction allocates without writing: a 6B on meta costs nothing, and
@@ -276,6 +276,10 @@ def test_autocast_dtype_keeps_float32_weights_and_outputs():
     with pytest.raises(ValueError, match="autocast_dtype must be None, 'bfloat16' or 'float16', "
                                          "got 'bf16x'"):
         InternViT(arch=TINY_6B_STYLE, autocast_dtype='bf16x')
+    with pytest.raises(ValueError, match="autocast_dtype must be None, 'bfloat16' or 'float16', "
+                                         "got 'fp32'"):
+        InternViT(arch=TINY_6B_STYLE, autocast_dtype='fp32')
+    assert InternViT(arch=TINY_6B_STYLE, autocast_dtype='bf16').autocast_dtype == torch.bfloat16
 
 
 def test_a_callers_autocast_reaches_the_blocks(tiny_model):

@@ -39,7 +39,7 @@ from typing import List, Optional, Tuple, Union
 
 from mmseg_internvit.dtypes import DTYPE_CHOICES, dtype_name
 from mmseg_internvit.benchmark.peers import PEERS
-from mmseg_internvit.models.backbones.intern_vit import ARCH_ZOO
+from mmseg_internvit.models.backbones.arch_zoo import ARCH_ZOO
 from .errors import ToolError
 
 MODES = ('forward', 'train', 'probe', 'load6b', 'slide')
@@ -193,7 +193,7 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         parser.error('--plot draws throughput and memory against input size: give at '
                      'least two sizes with --sizes, e.g. --sizes 224 336 504')
     # Checks below import torch and the package (seconds), so they come last.
-    from mmseg_internvit.models.backbones.intern_vit import resolve_arch
+    from mmseg_internvit.models.backbones.arch_zoo import resolve_arch
     try:
         num_layers = resolve_arch(args.arch)['num_layers']
     except ValueError as exc:

@@ -58,7 +58,8 @@ def check_arch(arch_name: str, src: str) -> dict:
     import torch
 
     from mmseg_internvit.checkpoint import load_backbone_weights
-    from mmseg_internvit.models.backbones.intern_vit import InternViT, resolve_arch
+    from mmseg_internvit.models.backbones.arch_zoo import resolve_arch
+    from mmseg_internvit.models.backbones.intern_vit import InternViT
     arch = resolve_arch(arch_name, src)
     with torch.device('meta'):  # shapes only: no memory for a 6B model
         model = InternViT(arch=arch, init_cfg=dict(type='Pretrained', checkpoint=src))

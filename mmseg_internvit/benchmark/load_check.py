@@ -23,7 +23,8 @@ from typing import Optional, Union
 import torch
 
 from mmseg_internvit.checkpoint import save_safetensors
-from mmseg_internvit.models.backbones.intern_vit import InternViT, resolve_arch
+from mmseg_internvit.models.backbones.arch_zoo import resolve_arch
+from mmseg_internvit.models.backbones.intern_vit import InternViT
 from .measure import available_host_bytes
 
 INDEX_NAME = 'model.safetensors.index.json'

@@ -7,7 +7,8 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, 
 import torch
 import torch.nn as nn
 
-from mmseg_internvit.models.backbones.intern_vit import num_tokens, resolve_arch
+from mmseg_internvit.models.backbones.arch_zoo import resolve_arch
+from mmseg_internvit.models.backbones.intern_vit import num_tokens
 from .flops import gemm_flops, step_flops
 from .measure import measure_peak_memory, synchronize, time_interleaved
 from .peers import TOLERANCE, build_peer, compiled_twin, max_difference

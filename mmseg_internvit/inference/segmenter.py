@@ -18,7 +18,7 @@ from mmseg.structures import SegDataSample
 from mmseg_internvit.checkpoint import load_model_weights
 from mmseg_internvit.dtypes import dtype_name
 from mmseg_internvit.registration import register_all_modules
-from mmseg_internvit.models.backbones.intern_vit import is_auto_arch
+from mmseg_internvit.models.backbones.arch_zoo import is_auto_arch
 from mmseg_internvit.models.backbones.vit_config import internvit_config
 from .image_io import read_image
 

@@ -1,6 +1,7 @@
 """Backbones: InternViT (torch, timm and mmengine only). The ViT-Adapter, which
 needs mmcv's deformable attention, is :mod:`.vit_adapter`."""
 from ..layers import InternViTBlock, resize_pos_embed
-from .intern_vit import ARCH_ZOO, InternViT
+from .arch_zoo import ARCH_ZOO
+from .intern_vit import InternViT
 
 __all__ = ['ARCH_ZOO', 'InternViT', 'InternViTBlock', 'resize_pos_embed']

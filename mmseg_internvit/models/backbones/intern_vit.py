@@ -1,7 +1,7 @@
 """InternViT (6B and 300M) as a dense-prediction backbone."""
 import math
 from contextlib import nullcontext
-from typing import ContextManager, Dict, List, Optional, Sequence, Tuple, Union
+from typing import ContextManager, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -12,62 +12,7 @@ from timm.layers import LayerScale, trunc_normal_
 from mmseg_internvit.dtypes import to_torch_dtype
 from mmseg_internvit.registry import MODELS
 from ..layers import InternViTBlock, PatchEmbed, RMSNorm, resize_pos_embed
-
-ARCH_KEYS = ('embed_dims', 'num_layers', 'num_heads', 'feedforward_channels',
-             'qk_normalization', 'norm_type', 'qkv_bias', 'layer_scale_init',
-             'pretrain_size')
-
-# autocast_dtype values, both spellings.
-LOW_PRECISION_NAMES = ('bfloat16', 'bf16', 'float16', 'fp16')
-
-ARCH_ZOO: Dict[str, dict] = {
-    # InternViT-6B-224px.
-    '6b': dict(embed_dims=3200, num_layers=48, num_heads=25, feedforward_channels=12800,
-               qk_normalization=True, norm_type='rms', qkv_bias=False,
-               layer_scale_init=0.1, pretrain_size=224),
-    # InternViT-6B-448px-V1-2 / V1-5 / V2-5: same width, 45 layers. (V1-0 has
-    # 48 layers at 448px: no preset, arch='auto' reads it from the checkpoint.)
-    '6b-448': dict(embed_dims=3200, num_layers=45, num_heads=25, feedforward_channels=12800,
-                   qk_normalization=True, norm_type='rms', qkv_bias=False,
-                   layer_scale_init=0.1, pretrain_size=448),
-    # InternViT-300M-448px.
-    '300m': dict(embed_dims=1024, num_layers=24, num_heads=16, feedforward_channels=4096,
-                 qk_normalization=False, norm_type='ln', qkv_bias=True,
-                 layer_scale_init=1.0, pretrain_size=448),
-}
-
-
-def is_auto_arch(arch: Union[str, dict]) -> bool:
-    """Whether ``arch`` asks for the architecture to be read from the checkpoint."""
-    return arch == 'auto' or (isinstance(arch, dict) and bool(arch.get('auto')))
-
-
-def resolve_arch(arch: Union[str, dict], checkpoint: Optional[str] = None,
-                 patch_size: int = 14) -> dict:
-    """Return the full arch dict for a preset name, a user dict or ``'auto'``.
-
-    ``'auto'`` (or a dict with ``auto=True`` plus the arch keys it fixes, e.g.
-    ``num_heads``) reads the architecture from ``checkpoint``.
-    """
-    if is_auto_arch(arch):
-        if not checkpoint:
-            raise ValueError("arch='auto' reads the architecture from the checkpoint: give "
-                             "init_cfg=dict(type='Pretrained', checkpoint=PATH), or name the "
-                             f'arch ({sorted(ARCH_ZOO)} or a dict with keys {ARCH_KEYS})')
-        from mmseg_internvit.checkpoint.arch_detect import read_arch
-        fixed = {k: v for k, v in arch.items() if k != 'auto'} if isinstance(arch, dict) else {}
-        return resolve_arch(read_arch(checkpoint, patch_size, fixed))
-    if isinstance(arch, str):
-        if arch not in ARCH_ZOO:
-            raise ValueError(f'Unknown InternViT arch {arch!r}; use one of '
-                             f"{sorted(ARCH_ZOO)}, 'auto' or a dict with keys {ARCH_KEYS}")
-        return dict(ARCH_ZOO[arch])
-    missing = set(ARCH_KEYS) - set(arch)
-    extra = set(arch) - set(ARCH_KEYS)
-    if missing or extra:
-        raise ValueError(f'InternViT arch dict must have exactly the keys {ARCH_KEYS}; '
-                         f'missing {sorted(missing)}, unexpected {sorted(extra)}')
-    return dict(arch)
+from .arch_zoo import resolve_arch
 
 
 @MODELS.register_module()
@@ -171,10 +116,7 @@ class InternViT(BaseModule):
         self.frozen = frozen
         self.with_cp = with_cp
         self.dtype = to_torch_dtype(dtype)
-        if autocast_dtype is not None and autocast_dtype not in LOW_PRECISION_NAMES:
-            raise ValueError("autocast_dtype must be None, 'bfloat16' or 'float16', got "
-                             f'{autocast_dtype!r}')
-        self.autocast_dtype = autocast_dtype and to_torch_dtype(autocast_dtype)
+        self.autocast_dtype = _low_precision(autocast_dtype)
         self.out_indices = self._normalize_out_indices(out_indices)
         if pos_embed_grid is not None and pos_embed_grid < 1:
             raise ValueError(f'pos_embed_grid must be >= 1, got {pos_embed_grid}')
@@ -465,6 +407,20 @@ def block_window_sizes(window_size: Optional[int], global_attn_indexes: Sequence
         raise ValueError('window_size must be a positive int (tokens per window side, e.g. 14) '
                          f'or None for global attention; got {window_size!r}')
     return [None if i in global_attn_indexes else window_size for i in range(num_layers)]
+
+
+def _low_precision(autocast_dtype: Optional[str]) -> Optional[torch.dtype]:
+    """The torch dtype of an ``autocast_dtype`` argument (None: no autocast)."""
+    if autocast_dtype is None:
+        return None
+    try:
+        dtype = to_torch_dtype(autocast_dtype)
+    except ValueError:
+        dtype = None
+    if dtype not in (torch.bfloat16, torch.float16):
+        raise ValueError("InternViT autocast_dtype must be None, 'bfloat16' or 'float16', "
+                         f'got {autocast_dtype!r}')
+    return dtype
 
 
 def _check_init_cfg(init_cfg: Optional[dict]) -> Optional[dict]:
