@@ -183,6 +183,21 @@ def test_onnx_runner_gives_segmenters_labels(linear_export, checkpoints, tmp_pat
     assert 'ONNX model' in capsys.readouterr().err
 
 
+def test_infer_onnx_in_a_fresh_process(linear_export, tmp_path):
+    """tools/infer.py --onnx with nothing set up before it (no Segmenter, no runner)."""
+    from mmseg_internvit.export import OnnxSegmenter
+    out, _ = linear_export
+    paths = _images(tmp_path)[:2]
+    run = subprocess.run([sys.executable, os.path.join(ROOT, 'tools', 'infer.py'), '--onnx',
+                          str(out), *paths, '--out-dir', str(tmp_path / 'o')],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    expected = OnnxSegmenter(str(out))(paths)
+    for i, result in enumerate(expected):
+        label = np.asarray(Image.open(tmp_path / 'o' / f'img{i}_label.png'))
+        assert (label == result.pred_sem_seg.data[0].numpy()).all()
+
+
 def _run_export(argv):
     """tools/export_onnx.py in this process."""
     from mmseg_internvit.apis.errors import run_tool

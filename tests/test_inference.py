@@ -293,3 +293,19 @@ def test_big_photo_memory_grows_with_the_photo_not_the_classes(tmp_path, smoke_c
     assert probs.dtype == np.float16 and probs.shape == (NUM_CLASSES, 140, 196)
     label = np.asarray(Image.open(tmp_path / 'out' / 'big_label.png'))
     assert label.shape == (2000, 3000)
+
+
+def test_probabilities_of_a_one_channel_head_are_its_sigmoid_once():
+    from types import SimpleNamespace
+
+    from mmseg.models.segmentors import EncoderDecoder
+
+    from mmseg_internvit.inference.segmenter import class_probabilities
+    logits = torch.randn(2, 1, 5, 7)
+    fake = SimpleNamespace(decode_head=SimpleNamespace(threshold=0.3), align_corners=False)
+    samples = EncoderDecoder.postprocess_result(fake, logits)
+    for i, sample in enumerate(samples):
+        probs = class_probabilities(sample.seg_logits.data)
+        assert torch.allclose(probs, logits[i].sigmoid())
+    multi = torch.randn(3, 5, 7)
+    assert torch.allclose(class_probabilities(multi), multi.softmax(0))

@@ -14,6 +14,7 @@ from mmseg.structures import SegDataSample
 from mmseg_internvit.inference.segmenter import (Segmenter, build_pipeline, class_probabilities,
                                                  prepare_config, same_size_groups)
 from mmseg_internvit.models.segmentors import results_at_model_resolution, slide_logits
+from mmseg_internvit.registration import register_all_modules
 from .metadata import read_metadata
 
 PROVIDERS = {'cpu': 'CPUExecutionProvider', 'cuda': 'CUDAExecutionProvider'}
@@ -52,6 +53,7 @@ class OnnxSegmenter(Segmenter):
                  crop_batch: Optional[int] = None, keep_probs: bool = False) -> None:
         import onnx
         import onnxruntime as ort
+        register_all_modules()  # the stored pipeline may name this package's transforms
         onnx_path = os.fspath(onnx_path)
         if not osp.isfile(onnx_path):
             raise FileNotFoundError(f'ONNX model {onnx_path} does not exist')

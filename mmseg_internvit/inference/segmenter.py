@@ -10,6 +10,7 @@ import torch
 from mmcv.transforms import Compose
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
+from mmengine.registry import DefaultScope
 from mmengine.structures import PixelData
 from mmseg.apis import init_model
 from mmseg.registry import DATASETS, MODELS
@@ -146,7 +147,10 @@ def build_pipeline(cfg: Config, tta: bool = False) -> Compose:
     if not steps or 'LoadImageFrom' not in steps[0].get('type', ''):
         raise ValueError(f'the test pipeline must start with an image loader, got {steps[:1]}')
     steps[0] = dict(type='LoadImageFromNDArray')
-    return Compose(steps)
+    # mmseg's transforms are found through the default scope, which a caller
+    # without a runner or init_model (OnnxSegmenter) has not set.
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        return Compose(steps)
 
 
 def _without_annotations(steps: list) -> list:
@@ -299,5 +303,10 @@ def same_size_groups(items: Sequence[dict]) -> List[List[int]]:
 
 
 def class_probabilities(logits: torch.Tensor) -> torch.Tensor:
-    """Per-class probabilities of ``C x H x W`` logits (sigmoid for one channel)."""
-    return logits.softmax(dim=0) if logits.shape[0] > 1 else logits.sigmoid()
+    """Per-class probabilities from a result's ``C x H x W`` ``seg_logits``.
+
+    Softmax over classes; a one-channel head's ``seg_logits`` already hold its
+    sigmoid (mmseg's ``postprocess_result`` stores them so, as does the
+    model-resolution path), so they are returned as they are.
+    """
+    return logits.softmax(dim=0) if logits.shape[0] > 1 else logits
