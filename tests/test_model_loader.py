@@ -52,6 +52,22 @@ def test_own_layouts_load_exactly(tmp_path, linear_model, layout):
         assert torch.equal(value, state[key]), key
 
 
+def test_an_unrelated_config_json_beside_the_file_is_ignored(tmp_path, linear_model):
+    """Only arch='auto' reads config.json: a stray one never blocks a load."""
+    from mmseg_internvit.checkpoint import CheckpointReadError, load_model_weights
+    from mmseg_internvit.checkpoint.arch_detect import read_arch
+    state = linear_model.state_dict()
+    path = tmp_path / 'iter_5.pth'
+    torch.save({'state_dict': dict(state)}, path)
+    (tmp_path / 'config.json').write_text('[1]')
+    model = _empty_model()
+    load_model_weights(model, str(path))
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, state[key]), key
+    with pytest.raises(CheckpointReadError, match=r'config\.json holds a list'):
+        read_arch(str(path))
+
+
 def test_extra_and_missing_keys_are_listed_and_nothing_loads(tmp_path, linear_model):
     from mmseg_internvit.checkpoint import CheckpointMismatchError, load_model_weights
     state = dict(linear_model.state_dict())

@@ -14,7 +14,8 @@ import re
 from typing import Dict, Optional
 
 from .key_maps import backbone_key_map
-from .readers import CheckpointReadError, TensorSource, open_checkpoint, renamed_source
+from .readers import (CheckpointReadError, TensorSource, open_checkpoint, read_config_json,
+                      renamed_source)
 
 # Heads of the published InternViT widths (InternViT-6B: 3200, InternViT-300M: 1024).
 HEADS_BY_WIDTH = {3200: 25, 1024: 16}
@@ -107,7 +108,7 @@ def read_arch(path: str, patch_size: int = 14, overrides: Optional[dict] = None)
     key_map = backbone_key_map(source.keys())
     ours = renamed_source(source, key_map.mapping)
     arch = arch_from_tensors(ours, patch_size, path)
-    config = vision_config(source.config)
+    config = vision_config(read_config_json(path))
     stated = arch_from_config(config) if config else {}
     for key in _STRUCTURAL:
         if key in stated and key in arch and stated[key] != arch[key]:

@@ -44,17 +44,15 @@ class TensorSource:
             the data (where the format allows); defaults to reading it.
         meta: The checkpoint's ``meta`` (mmengine / mmseg 0.x) or the
             ``dataset_meta`` stored in safetensors metadata, else empty.
-        config: The ``config.json`` beside the checkpoint, if any.
     """
 
     def __init__(self, description: str, getters: Dict[str, Callable[[], torch.Tensor]],
                  shape_getters: Optional[Dict[str, Callable[[], Tuple[int, ...]]]] = None,
-                 meta: Optional[dict] = None, config: Optional[dict] = None) -> None:
+                 meta: Optional[dict] = None) -> None:
         self.description = description
         self._getters = getters
         self._shape_getters = shape_getters or {}
         self.meta = dict(meta or {})
-        self.config = config
 
     def shape(self, key: str) -> Tuple[int, ...]:
         getter = self._shape_getters.get(key)
@@ -91,7 +89,7 @@ def renamed_source(source: TensorSource, mapping: Mapping[str, KeySpec]) -> Tens
         else:
             getters[name] = (lambda ks=spec: torch.cat([source[k] for k in ks], dim=0))
             shape_getters[name] = (lambda ks=spec: _concat_shape([source.shape(k) for k in ks]))
-    return TensorSource(source.description, getters, shape_getters, source.meta, source.config)
+    return TensorSource(source.description, getters, shape_getters, source.meta)
 
 
 def _concat_shape(shapes: Sequence[Tuple[int, ...]]) -> Tuple[int, ...]:
@@ -111,17 +109,18 @@ def open_checkpoint(path: str) -> TensorSource:
     if not os.path.isfile(path):
         raise FileNotFoundError(f'Checkpoint {path} does not exist.')
     if path.endswith('.index.json'):
-        source = _open_index(path)
-    elif path.endswith('.safetensors'):
-        source = _open_safetensors(path)
-    else:
-        source = _open_torch(path)
-    source.config = read_config_json(os.path.dirname(os.path.abspath(path)))
-    return source
+        return _open_index(path)
+    if path.endswith('.safetensors'):
+        return _open_safetensors(path)
+    return _open_torch(path)
 
 
-def read_config_json(folder: str) -> Optional[dict]:
-    """The Hugging Face ``config.json`` in ``folder`` (None if there is none)."""
+def read_config_json(checkpoint: str) -> Optional[dict]:
+    """The Hugging Face ``config.json`` of a checkpoint: in its folder, or beside
+    its file (None if there is none). Only the arch detection reads it, so a
+    stray ``config.json`` never stops a checkpoint of known arch from loading."""
+    folder = (checkpoint if os.path.isdir(checkpoint)
+              else os.path.dirname(os.path.abspath(checkpoint)))
     path = os.path.join(folder, 'config.json')
     if not os.path.isfile(path):
         return None
