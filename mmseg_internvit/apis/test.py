@@ -37,6 +37,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     check_folder_argument('--out', args.out)
     check_folder_argument('--show-dir', args.show_dir)
     cfg = load_config(args)
+    if args.tta and not ('tta_model' in cfg and 'tta_pipeline' in cfg):
+        raise ToolError(f'--tta needs tta_model and tta_pipeline in the config; {args.config} '
+                        'has no ' + ' or '.join(k for k in ('tta_model', 'tta_pipeline')
+                                                if k not in cfg)
+                        + ' (the ADE20K configs inherit both): drop --tta or add them')
     load_here = adapt_for_testing(cfg, args.checkpoint)
     if args.show_dir:
         enable_visualization(cfg, args.show_dir)
