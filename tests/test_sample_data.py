@@ -178,7 +178,7 @@ def test_cli_prints_path(tmp_path):
     result = subprocess.run(
         [sys.executable, str(REPO / 'tools/dataset/make_sample_ade20k.py'),
          str(tmp_path / 'ade'), '--num-train', '2', '--num-val', '1', '--size', '64'],
-        capture_output=True, text=True, timeout=120)
+        capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     path = Path(result.stdout.strip().splitlines()[-1])
     assert path == tmp_path / 'ade' / 'ADEChallengeData2016'
