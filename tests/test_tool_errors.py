@@ -21,6 +21,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 LINEAR = str(ROOT / 'configs/smoke/linear_internvit-tiny_1xb4-300_ade20k-sample-112x112.py')
 UPERNET = str(ROOT / 'configs/smoke/upernet_internvit-tiny_1xb4-300_ade20k-sample-112x112.py')
+DETECTION = str(ROOT / 'configs/detection/smoke/'
+                'mask-rcnn_internvit-tiny-simplefpn_1xb2-lsj-12e_coco-format-160x160.py')
 DOC = ROOT / 'docs' / 'errors.md'
 
 
@@ -68,6 +70,9 @@ class Files:
         Path(self.broken_data, 'annotations', 'training', 'ADE_train_00000005.png').write_text(
             'not a png\n')
         self.existing = root / 'existing.safetensors'
+        self.foreign_root = root / 'foreign'
+        (self.foreign_root / 'ADEChallengeData2016').mkdir(parents=True)
+        (self.foreign_root / 'ADEChallengeData2016' / 'mine.txt').write_text('keep\n')
 
     def data_options(self, root=None, iters=4):
         root = root or self.data
@@ -115,6 +120,9 @@ CASES = [
     Case('ZeRO folder without model states', 'test',
          lambda f: [LINEAR, str(f.empty_zero), '--work-dir', f.work('t4'), *f.data_options()],
          r'iter_4\.pth is a folder but neither a DeepSpeed checkpoint'),
+    Case('--tta with a config without TTA', 'test',
+         lambda f: [DETECTION, f.linear, '--tta', '--work-dir', f.work('t5')],
+         r'--tta needs tta_model and tta_pipeline .*mask-rcnn.*has no tta_model or tta_pipeline'),
     Case('--out is a file', 'test', lambda f: [LINEAR, f.linear, '--out', f.a_file],
          r'--out .*a_file\.txt is a file; give a folder'),
     Case('truncated checkpoint (inference)', 'infer',
@@ -139,6 +147,14 @@ CASES = [
     Case('output exists (no --overwrite)', 'consolidate_checkpoint',
          lambda f: [f.linear, str(f.existing)],
          r'existing\.safetensors exists; pass --overwrite', check=_unchanged_existing),
+    Case('a foreign ADEChallengeData2016 folder', 'make_sample_ade20k',
+         lambda f: [str(f.foreign_root)],
+         r'ADEChallengeData2016 exists but has no readable .* marker.*Nothing was written'),
+    Case('crop out of range', 'check_ade20k',
+         lambda f: [f.data, '--crop', '0'], r'check_ade20k: crop=0 must be >= 1'),
+    Case('--data-root without training images', 'make_few_shot_splits',
+         lambda f: ['--data-root', f.a_file, '--out-dir', f.work('splits')],
+         r'a_file\.txt/images/training does not exist; pass the ADEChallengeData2016'),
 ]
 
 

@@ -13,6 +13,7 @@ import sys
 from types import SimpleNamespace
 from typing import List, Optional
 
+from .errors import add_debug_flag
 from .launch import build_runner, enable_visualization, latest_checkpoint, load_config
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -46,6 +47,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog='tools/demo.py', description=__doc__.split('\n')[0])
     parser.add_argument('--work-dir', default=osp.join(ROOT, 'work_dirs', 'demo'))
     parser.add_argument('--data-root', default=osp.join(ROOT, 'data', 'ade_sample'))
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
     from mmseg_internvit.datasets import build_sample_ade20k
     data = build_sample_ade20k(args.data_root)

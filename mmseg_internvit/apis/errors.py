@@ -17,18 +17,11 @@ class ToolError(Exception):
     """A user error whose message is meant for the command line as it is."""
 
 
-def user_error_types() -> tuple:
-    """The exception classes that mean "the input was unusable", not "a bug"."""
-    from mmseg_internvit.checkpoint import CheckpointMismatchError, CheckpointReadError
-    types = (ToolError, CheckpointMismatchError, CheckpointReadError, FileNotFoundError,
-             NotADirectoryError, IsADirectoryError, PermissionError, ValueError)
-    try:
-        from mmseg_internvit.inference.writers import OutputDirError
-    except ImportError:
-        # No mmseg 1.x here (the benchmark on a bare GPU machine): no tool that
-        # could raise it has run.
-        return types
-    return types + (OutputDirError,)
+# The exception classes that mean "the input was unusable", not "a bug".
+# ValueError covers this package's own: CheckpointReadError,
+# CheckpointMismatchError and OutputDirError derive from it.
+USER_ERRORS = (ToolError, ValueError, FileNotFoundError, FileExistsError, NotADirectoryError,
+               IsADirectoryError, PermissionError)
 
 
 def add_debug_flag(parser) -> None:
@@ -87,7 +80,7 @@ def _user_message(error: BaseException) -> Optional[str]:
         step, files = sample
         return (f'{step} failed on {files}: {type(error).__name__}: {one_line(error)}; fix or '
                 'remove the file (tools/dataset/check_ade20k.py checks an ADE20K folder)')
-    if isinstance(error, user_error_types()):
+    if isinstance(error, USER_ERRORS):
         return one_line(error)
     return None
 

@@ -14,9 +14,12 @@ canonical numbering (they are the same for the official release).
 """
 import argparse
 import os
-import sys
 
 import numpy as np
+
+from mmseg_internvit.atomic_io import atomic_file
+
+from .errors import add_debug_flag
 
 ADE20K_NUM_TRAIN = 20210
 FRACTIONS = (16, 8, 4, 2)
@@ -48,14 +51,13 @@ def main(argv=None) -> int:
     parser.add_argument('--out-dir', default=DEFAULT_OUT)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--data-root', help='read names from this ADE20K folder')
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
     names = names_from_folder(args.data_root) if args.data_root else canonical_train_names()
     os.makedirs(args.out_dir, exist_ok=True)
     for tag, subset in few_shot_splits(names, args.seed).items():
         path = os.path.join(args.out_dir, f'train_{tag}.txt')
-        tmp = path + '.tmp'
-        with open(tmp, 'w') as f:
+        with atomic_file(path, 'w') as f:
             f.write('\n'.join(subset) + '\n')
-        os.replace(tmp, path)
         print(f'{path}: {len(subset)} images')
     return 0

@@ -4,10 +4,11 @@ Usage: python tools/dataset/make_sample_ade20k.py data/ade [--num-train 48]
        [--num-val 12] [--size 128] [--seed 0]
 """
 import argparse
-import sys
 
 # Only numpy and Pillow: the builder runs on any machine, without torch.
 from mmseg_internvit.datasets.sample_data import build_sample_ade20k
+
+from .errors import add_debug_flag
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -23,6 +24,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--size', type=int, default=128,
                         help='smallest image side; sides vary up to 1.5x this')
     parser.add_argument('--seed', type=int, default=0)
+    add_debug_flag(parser)
     return parser.parse_args(argv)
 
 
@@ -33,11 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         argv: Arguments without the program name; ``sys.argv[1:]`` when None.
     """
     args = parse_args(argv)
-    try:
-        path = build_sample_ade20k(args.root, num_train=args.num_train,
-                                   num_val=args.num_val, size=args.size, seed=args.seed)
-    except (ValueError, FileExistsError) as exc:
-        print(f'error: {exc}', file=sys.stderr)
-        return 1
+    path = build_sample_ade20k(args.root, num_train=args.num_train, num_val=args.num_val,
+                               size=args.size, seed=args.seed)
     print(path)
     return 0
