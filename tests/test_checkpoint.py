@@ -272,6 +272,9 @@ def test_pos_embed_grid_argument(reference):
     assert InternViT(arch=dict(TINY_6B_STYLE)).pretrain_grid == (4, 4)
     with pytest.raises(ValueError, match='pos_embed_grid must be >= 1, got 0'):
         InternViT(arch=dict(TINY_6B_STYLE), pos_embed_grid=0)
+    for bad in ('36', 8.0, True):
+        with pytest.raises(ValueError, match=f'pos_embed_grid must be an int .* got {bad!r}'):
+            InternViT(arch=dict(TINY_6B_STYLE), pos_embed_grid=bad)
     # Only another square grid of the same width is adopted.
     assert explicit.grid_for_pos_embed((1, 1 + 8 * 8, 64)) == 8
     assert explicit.grid_for_pos_embed((1, 1 + 36 * 36, 64)) is None

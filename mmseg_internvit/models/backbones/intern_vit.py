@@ -118,8 +118,12 @@ class InternViT(BaseModule):
         self.dtype = to_torch_dtype(dtype)
         self.autocast_dtype = _low_precision(autocast_dtype)
         self.out_indices = self._normalize_out_indices(out_indices)
-        if pos_embed_grid is not None and pos_embed_grid < 1:
-            raise ValueError(f'pos_embed_grid must be >= 1, got {pos_embed_grid}')
+        if pos_embed_grid is not None:
+            if isinstance(pos_embed_grid, bool) or not isinstance(pos_embed_grid, int):
+                raise ValueError('pos_embed_grid must be an int (patches per side of the stored '
+                                 f'grid) or None, got {pos_embed_grid!r}')
+            if pos_embed_grid < 1:
+                raise ValueError(f'pos_embed_grid must be >= 1, got {pos_embed_grid}')
         self.window_size = window_size
         self.global_attn_indexes = normalize_block_indexes(
             global_attn_indexes, self.num_layers, 'global_attn_indexes')
