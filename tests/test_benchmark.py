@@ -93,6 +93,24 @@ def test_slide_mode_compares_with_mmseg(tmp_path):
     assert batched['max_abs_diff'] < 1e-4  # the same logits as mmseg's loop
 
 
+def test_slide_models_get_random_weights_where_the_config_names_a_checkpoint(tmp_path):
+    """An adapter's ViT keeps its checkpoint in backbone.vit: cleared too, so the
+    timed models hold the random init, never unwritten memory."""
+    import torch
+
+    from mmseg_internvit.benchmark.slide import build_slide_segmentors
+    config = tmp_path / 'adapter_with_checkpoint.py'
+    base = os.path.join(REPO, 'configs', 'smoke',
+                        'upernet_internvit-tiny-adapter_1xb4-300_ade20k-sample-112x112.py')
+    config.write_text(f'_base_ = {base!r}\n'
+                      "model = dict(backbone=dict(vit=dict(init_cfg=dict(\n"
+                      "    _delete_=True, type='Pretrained', checkpoint='not_there.pth'))))\n")
+    models = build_slide_segmentors(str(config), [2], 'cpu')
+    vit = next(iter(models.values())).backbone.vit
+    assert torch.isfinite(vit.blocks[0].attn.qkv.weight).all()
+    assert 0.01 < vit.blocks[0].attn.qkv.weight.std() < 0.03  # trunc_normal std 0.02
+
+
 def test_probe_step_runs(tmp_path):
     result = run_json(tmp_path, '--mode', 'probe', '--arch', TINY_JSON, '--size', '56', '56',
                       '--num-classes', '5', *FAST)
@@ -270,6 +288,10 @@ def test_upstream_file_that_needs_mmcv1_is_refused_by_name(tmp_path):
     assert "No module named 'mmcv.runner'" in line and 'mmcv-full 1.x, mmseg 0.x' in line
 
 
+SLIDE_CONFIG = os.path.join(REPO, 'configs', 'smoke',
+                            'linear_internvit-tiny_1xb4-300_ade20k-sample-112x112.py')
+
+
 @pytest.mark.parametrize('args,message', [
     (['--mode', 'segmentor', '--arch', '300m'], "invalid choice: 'segmentor'"),
     (['--arch', '{"embed_dims": 64,'], 'is not valid JSON'),
@@ -297,6 +319,8 @@ def test_upstream_file_that_needs_mmcv1_is_refused_by_name(tmp_path):
     (['--arch', TINY_JSON, '--peer', 'transformers', '--windows', 'on'],
      '--peer runs global attention only'),
     (['--arch', TINY_JSON, '--peer', 'gpt'], "invalid choice: 'gpt'"),
+    (['--mode', 'slide', '--config', SLIDE_CONFIG, '--plot', 'x.png', '--compile'],
+     '--compile / --plot do not apply to --mode slide'),
 ])
 def test_bad_arguments_exit_nonzero(args, message):
     proc = run_tool(*args, expect_ok=False)
@@ -306,6 +330,7 @@ def test_bad_arguments_exit_nonzero(args, message):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='CUDA is available here')
 def test_cuda_without_cuda_is_refused():
-    proc = run_tool('--arch', TINY_JSON, '--device', 'cuda', expect_ok=False)
-    assert proc.returncode != 0
-    assert '--device cuda requested but CUDA is not available' in proc.stderr
+    for args in (['--arch', TINY_JSON], ['--mode', 'slide', '--config', SLIDE_CONFIG]):
+        proc = run_tool(*args, '--device', 'cuda', expect_ok=False)
+        assert proc.returncode != 0
+        assert '--device cuda requested but CUDA is not available' in proc.stderr

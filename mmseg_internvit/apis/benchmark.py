@@ -161,7 +161,15 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         if not args.config or not os.path.isfile(args.config):
             parser.error(f'--mode slide needs --config CONFIG (an existing file), got '
                          f'{args.config!r}')
+        ignored = [flag for flag, given in (
+            ('--arch', args.arch is not None), ('--sizes', args.sizes), ('--batch', args.batch != 1),
+            ('--dtype', args.dtype), ('--compile', args.compile), ('--peer', args.peer),
+            ('--peer-file', args.peer_file), ('--plot', args.plot)) if given]
+        if ignored:
+            parser.error(f'{" / ".join(ignored)} do not apply to --mode slide (it times the '
+                         "config's segmentor at --size with --crop-batch)")
         args.size = tuple(args.size or (448, 448))
+        check_device(parser, args)
         return
     if args.arch is None:
         if args.mode != 'load6b':
@@ -207,6 +215,11 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
             require_matplotlib()
         except RuntimeError as exc:
             parser.error(str(exc))
+    check_device(parser, args)
+
+
+def check_device(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``--device cuda`` needs a GPU torch can use."""
     import torch
     if args.device == 'cuda' and not torch.cuda.is_available():
         parser.error(f'--device cuda requested but CUDA is not available to torch '
