@@ -68,6 +68,23 @@ def test_an_unrelated_config_json_beside_the_file_is_ignored(tmp_path, linear_mo
         read_arch(str(path))
 
 
+def test_consolidation_keeps_classes_and_casts(tmp_path, linear_model):
+    from safetensors import safe_open
+
+    from mmseg_internvit.checkpoint import load_model_weights
+    from mmseg_internvit.checkpoint.consolidate import consolidate_to_safetensors
+    state = linear_model.state_dict()
+    src = tmp_path / 'iter_5.pth'
+    torch.save({'state_dict': dict(state), 'meta': {'dataset_meta': {'classes': CLASSES}}}, src)
+    dst = tmp_path / 'model.safetensors'
+    assert consolidate_to_safetensors(str(src), str(dst), torch.bfloat16) == len(state)
+    with safe_open(str(dst), framework='pt') as f:
+        assert f.metadata()['format'] == 'mmseg_internvit-model'
+        assert f.get_tensor('backbone.cls_token').dtype == torch.bfloat16
+    found = load_model_weights(_empty_model(), str(dst))
+    assert tuple(found['dataset_meta']['classes']) == CLASSES
+
+
 def test_extra_and_missing_keys_are_listed_and_nothing_loads(tmp_path, linear_model):
     from mmseg_internvit.checkpoint import CheckpointMismatchError, load_model_weights
     state = dict(linear_model.state_dict())
@@ -84,3 +101,18 @@ def test_extra_and_missing_keys_are_listed_and_nothing_loads(tmp_path, linear_mo
     assert 'Unexpected 1 keys: ema.decode_head.conv_seg.weight.' in msg
     assert 'The model was built with 4 blocks of width 64' in msg  # a backbone key is involved
     assert_untouched(model, before)
+
+
+def test_mmengine_loader_names_a_broken_safetensors_file(tmp_path):
+    """init_model / MMSegInferencer read .safetensors through mmengine's loader."""
+    from mmengine.runner import CheckpointLoader
+
+    from mmseg_internvit.checkpoint import CheckpointReadError
+    broken = tmp_path / 'broken.safetensors'
+    broken.write_bytes(b'\x10\x00\x00\x00\x00\x00\x00\x00{"a": not json}')
+    with pytest.raises(CheckpointReadError, match=r'Cannot read safetensors file .*broken'):
+        CheckpointLoader.load_checkpoint(str(broken), map_location='cpu')
+    bad_meta = tmp_path / 'bad_meta.safetensors'
+    save_file({'w': torch.zeros(2)}, bad_meta, metadata={'dataset_meta': '{classes'})
+    with pytest.raises(CheckpointReadError, match=r"bad_meta\.safetensors: metadata 'dataset_meta'"):
+        CheckpointLoader.load_checkpoint(str(bad_meta), map_location='cpu')

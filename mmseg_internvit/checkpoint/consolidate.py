@@ -7,6 +7,7 @@ from typing import Dict
 import torch
 
 from .readers import CheckpointReadError, open_checkpoint
+from .segmentor_keys import dataset_meta_from
 from .writer import check_output_path, save_safetensors
 
 
@@ -51,12 +52,16 @@ def consolidate_to_safetensors(src: str, dst: str, dtype: torch.dtype = None) ->
     Returns:
         The number of tensors written.
     """
+    from .model_loader import open_model_checkpoint
     check_output_path(dst)
     if not osp.exists(src):
         raise FileNotFoundError(f'Checkpoint {src} does not exist.')
-    state = load_model_state(src)
-    if dtype is not None:
-        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
-    save_safetensors(state, dst)
+    source = open_model_checkpoint(src)
+    state = {}
+    for key in source.keys():  # cast one tensor at a time: no second full copy
+        value = source[key]
+        state[key] = value.to(dtype) if dtype is not None and value.is_floating_point() else value
+    # Classes and palette travel with the weights (DeepSpeed folders record none).
+    save_safetensors(state, dst, dataset_meta_from(source.meta))
     return len(state)
 

@@ -8,25 +8,23 @@ layout) to ours and turns their ``CLASSES``/``PALETTE`` into ``dataset_meta``
 ``tools/test.py``, ``init_model`` and ``MMSegInferencer`` accept them. A
 ``pos_embed`` on another grid is adopted by ``InternViT._load_from_state_dict``.
 """
-import json
 from typing import Mapping
 
 from mmengine.runner.checkpoint import CheckpointLoader, load_from_local
 
-from .readers import DATASET_META_KEY, WRAPPER_KEYS
+from .readers import WRAPPER_KEYS, CheckpointReadError, read_safetensors_header
 from .segmentor_keys import convert_upstream_state_dict, dataset_meta_from
 
 
 def _load_safetensors(filename: str, map_location) -> dict:
-    from safetensors import safe_open
     from safetensors.torch import load_file
     device = map_location if isinstance(map_location, str) else 'cpu'
-    with safe_open(filename, framework='pt') as f:
-        metadata = f.metadata() or {}
-    meta = {}
-    if DATASET_META_KEY in metadata:
-        meta['dataset_meta'] = json.loads(metadata[DATASET_META_KEY])
-    return {'meta': meta, 'state_dict': load_file(filename, device=device)}
+    _, meta = read_safetensors_header(filename)  # names the file on a bad header or meta
+    try:
+        state = load_file(filename, device=device)
+    except Exception as exc:  # safetensors raises its own error types
+        raise CheckpointReadError(f'Cannot read safetensors file {filename}: {exc}') from exc
+    return {'meta': meta, 'state_dict': state}
 
 
 def with_released_layout_converted(checkpoint: dict) -> dict:

@@ -134,7 +134,9 @@ def read_config_json(checkpoint: str) -> Optional[dict]:
     return config
 
 
-def _open_safetensors(path: str) -> TensorSource:
+def read_safetensors_header(path: str) -> Tuple[Dict[str, Tuple[int, ...]], dict]:
+    """The tensor shapes and the meta (``dataset_meta``, if stored) of a
+    safetensors file, without reading any tensor."""
     try:
         with safe_open(path, framework='pt') as f:
             shapes = {key: f.get_slice(key).get_shape() for key in f.keys()}
@@ -148,6 +150,11 @@ def _open_safetensors(path: str) -> TensorSource:
         except ValueError as exc:
             raise CheckpointReadError(f'{path}: metadata {DATASET_META_KEY!r} is not JSON: '
                                       f'{exc}') from exc
+    return shapes, meta
+
+
+def _open_safetensors(path: str) -> TensorSource:
+    shapes, meta = read_safetensors_header(path)
 
     def getter(key: str) -> Callable[[], torch.Tensor]:
         def get() -> torch.Tensor:

@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import save_file
 
 from mmseg_internvit.atomic_io import publish, remove_path, temporary_path_beside
-from .key_maps import backbone_key_map
+from .key_maps import MMENGINE_PREFIX, backbone_key_map
 from .loader import CheckpointMismatchError, MatchReport, mismatch_message
 from .readers import DATASET_META_KEY, open_checkpoint, renamed_source
 from .segmentor_keys import dataset_meta_from, segmentor_key_map
@@ -39,7 +39,7 @@ def _write_atomically(dst: str, write: Callable[[str], None]) -> None:
 
 
 def save_safetensors(state: Mapping[str, torch.Tensor], dst: str,
-                              dataset_meta: Optional[dict] = None) -> None:
+                     dataset_meta: Optional[dict] = None) -> None:
     """Save ``state`` to ``dst`` atomically: temp file, then rename.
 
     Args:
@@ -50,7 +50,9 @@ def save_safetensors(state: Mapping[str, torch.Tensor], dst: str,
     """
     check_output_path(dst)
     tensors = {k: v.detach().contiguous() for k, v in state.items()}
-    metadata = {'format': FORMAT_TAG if dataset_meta is None else MODEL_FORMAT_TAG}
+    # Whole models keep mmengine's 'backbone.' names; a backbone's names are bare.
+    whole = dataset_meta is not None or any(k.startswith(MMENGINE_PREFIX) for k in tensors)
+    metadata = {'format': MODEL_FORMAT_TAG if whole else FORMAT_TAG}
     if dataset_meta is not None:
         metadata[DATASET_META_KEY] = json.dumps(dataset_meta)
     _write_atomically(dst, lambda tmp: save_file(tensors, tmp, metadata=metadata))
