@@ -18,7 +18,7 @@ from .errors import add_debug_flag
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    from mmseg_internvit.export import DEFAULT_OPSET
+    from mmseg_internvit.export.exporter import DEFAULT_OPSET, EXPORT_DTYPES
     parser = argparse.ArgumentParser(
         prog='tools/export_onnx.py',
         description='Export a segmentor (config + checkpoint) to ONNX; onnxruntime checks it '
@@ -32,7 +32,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                              '--dynamic the size traced and checked first')
     parser.add_argument('--dynamic', action='store_true',
                         help='any input height and width (checked at a second, odd size too)')
-    parser.add_argument('--dtype', choices=['fp32', 'fp16', 'float32', 'float16'],
+    parser.add_argument('--dtype', choices=EXPORT_DTYPES,
                         help="backbone dtype (heads stay fp32; default: the config's)")
     parser.add_argument('--output', choices=['logits', 'labels'], default='logits',
                         help='graph output: class logits (N, K, H, W) or labels (N, H, W)')
@@ -60,10 +60,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Export and check; returns the exit status (user errors, e.g. ``ExportError``,
     raise: tools/*.py run it through :func:`~mmseg_internvit.apis.errors.run_tool`)."""
     args = parse_args(argv)
-    from mmseg_internvit.dtypes import dtype_name
     from mmseg_internvit.export import ExportFailed, export_segmentor
-    if args.dtype:
-        args.dtype = {'float32': 'fp32', 'float16': 'fp16'}.get(dtype_name(args.dtype))
     try:
         report = export_segmentor(
             args.config, args.checkpoint, args.out, shape=args.shape, dynamic=args.dynamic,

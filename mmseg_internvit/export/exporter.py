@@ -35,7 +35,7 @@ DEFAULT_OPSET = 18
 
 
 # onnxruntime's CPU provider has no bfloat16 convolution: fp32 or an fp16 backbone.
-DTYPE_CHOICES = ('fp32', 'fp16', 'float32', 'float16')
+EXPORT_DTYPES = ('fp32', 'fp16', 'float32', 'float16')
 
 
 class ExportFailed(RuntimeError):
@@ -84,8 +84,8 @@ def _check_options(shape: Optional[Sequence[int]], dtype: Optional[str], opset: 
                    output: str, backbone_only: bool, bounds: Dict[str, Tuple[Any, int]]) -> None:
     if shape is not None and (len(shape) != 2 or min(shape) < 1):
         raise ExportError(f'--shape must be two positive ints (H W), got {list(shape)}')
-    if dtype is not None and dtype not in DTYPE_CHOICES:
-        raise ExportError(f'--dtype must be one of {sorted(DTYPE_CHOICES)}, got {dtype!r}')
+    if dtype is not None and dtype not in EXPORT_DTYPES:
+        raise ExportError(f'--dtype must be one of {sorted(EXPORT_DTYPES)}, got {dtype!r}')
     if opset not in OPSETS:
         raise ExportError(f'--opset {opset} is not supported: use {OPSETS[0]}..{OPSETS[-1]}')
     if backbone_only and output != 'logits':
