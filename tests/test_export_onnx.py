@@ -227,6 +227,9 @@ def test_unsupported_parts_are_named(tmp_path, checkpoints, capsys):
     assert "model type 'MaskRCNN'" in err and 'only mmseg EncoderDecoder segmentors' in err
     err = _refused(capsys, [LINEAR, checkpoints['linear'], out, '--opset', '12'], tmp_path)
     assert '--opset 12 is not supported: use 18..23' in err
+    err = _refused(capsys, [LINEAR, checkpoints['linear'], out, '--output', 'labels',
+                            '--cfg-options', 'model.decode_head.out_channels=1'], tmp_path)
+    assert '--output labels needs a multi-class head' in err
 
 
 def test_unwritable_output_and_misfit_checkpoint(tmp_path, checkpoints, capsys):

@@ -105,10 +105,10 @@ def _export_shape(cfg: Config, shape: Optional[Sequence[int]]) -> Tuple[int, int
                       'size: give --shape H W (with --dynamic: the size traced and checked)')
 
 
-def build_segmentor(config: str, checkpoint: str, dtype: Optional[str], dynamic: bool,
-                    cfg_options: Optional[dict] = None) -> Tuple[EncoderDecoder, Config]:
-    """Build the config's segmentor on the CPU, check it can be exported, load the
-    checkpoint (strictly: a misfit raises ``CheckpointMismatchError``)."""
+def export_config(config: str, checkpoint: str, dtype: Optional[str],
+                  cfg_options: Optional[dict] = None) -> Config:
+    """The config as the export builds it; refuses what cannot be exported before
+    any model is built (a 6B build and load takes minutes)."""
     for path, what in ((config, 'config'), (checkpoint, 'checkpoint')):
         if not osp.exists(path):
             raise FileNotFoundError(f'{what} {path} does not exist')
@@ -118,6 +118,12 @@ def build_segmentor(config: str, checkpoint: str, dtype: Optional[str], dynamic:
     if model_class is None or not issubclass(model_class, EncoderDecoder):
         raise ExportError(f'model type {model_type!r} in {config} cannot be exported: only '
                           'mmseg EncoderDecoder segmentors can (not detectors)')
+    return cfg
+
+
+def build_segmentor(cfg: Config, checkpoint: str, dynamic: bool) -> EncoderDecoder:
+    """Build the config's segmentor on the CPU, check it can be exported, load the
+    checkpoint (strictly: a misfit raises ``CheckpointMismatchError``)."""
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # mmseg's deprecation chatter while building
         model = init_model(cfg, None, device='cpu')
@@ -125,7 +131,15 @@ def build_segmentor(config: str, checkpoint: str, dtype: Optional[str], dynamic:
     check_exportable(model, dynamic, param_dtype)
     meta = load_model_weights(model, checkpoint)
     model.dataset_meta = dataset_meta(cfg, meta, model.decode_head.num_classes)
-    return model.eval(), cfg
+    return model.eval()
+
+
+def _head_channels(cfg: Config) -> Optional[int]:
+    """Output channels of the config's decode head (mmseg: out_channels, else num_classes)."""
+    head = cfg.model.get('decode_head')
+    if not isinstance(head, dict):
+        return None
+    return head.get('out_channels') or head.get('num_classes')
 
 
 def _run_torch(graph: torch.nn.Module, inputs: List[torch.Tensor]) -> List[List[torch.Tensor]]:
@@ -254,12 +268,13 @@ def export_segmentor(config: str, checkpoint: str, out: str,
                    {'--atol': (atol, 0), '--rtol': (rtol, 0), '--time': (time_repeats, 0),
                     '--threads': (time_threads, 1)})
     folder = check_output_path(out)
-    model, cfg = build_segmentor(config, checkpoint, dtype, dynamic, cfg_options)
+    cfg = export_config(config, checkpoint, dtype, cfg_options)
     export_shape = _export_shape(cfg, shape)
     build_pipeline(cfg)  # fails now, not in the runner, if the config has no usable one
-    if output == 'labels' and model.out_channels == 1:
+    if output == 'labels' and _head_channels(cfg) == 1:
         raise ExportError('--output labels needs a multi-class head; this one has one channel: '
                           'export logits and threshold their sigmoid')
+    model = build_segmentor(cfg, checkpoint, dynamic)
     compute_dtype = next(model.backbone.parameters()).dtype
     graph = BackboneGraph(model) if backbone_only else SegmentorGraph(model, output)
 
