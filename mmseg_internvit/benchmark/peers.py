@@ -241,17 +241,14 @@ def build_peer(name: str, ours: InternViT, with_cp: bool = False,
     raise ValueError(f'peer must be one of {PEERS}, got {name!r}')
 
 
-def max_difference(reference: Callable, model: Callable, images: torch.Tensor,
-                   grad: bool) -> Tuple[float, float]:
-    """``(max |model - reference|, max |reference|)`` of the last output map.
-
-    Args:
-        reference: Our eager backbone.
-        model: The variant (compiled twin or peer) in the same mode.
-        images: One batch.
-        grad: Run with autograd recording (as the train step does).
-    """
+def last_output(model: Callable, images: torch.Tensor, grad: bool) -> torch.Tensor:
+    """The last output map of ``model`` in float32, run with or without autograd
+    recording (as the train or the forward step does)."""
     with torch.set_grad_enabled(grad):
-        expected = reference(images)[-1].detach().float()
-        got = model(images)[-1].detach().float()
+        return model(images)[-1].detach().float()
+
+
+def max_difference(expected: torch.Tensor, got: torch.Tensor) -> Tuple[float, float]:
+    """``(max |got - expected|, max |expected|)``: a variant's last output against
+    our eager backbone's."""
     return (got - expected).abs().max().item(), expected.abs().max().item()

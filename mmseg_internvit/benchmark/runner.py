@@ -11,7 +11,7 @@ from mmseg_internvit.models.backbones.arch_zoo import resolve_arch
 from mmseg_internvit.models.backbones.intern_vit import num_tokens
 from .flops import gemm_flops, step_flops
 from .measure import measure_peak_memory, synchronize, time_interleaved
-from .peers import TOLERANCE, build_peer, compiled_twin, max_difference
+from .peers import TOLERANCE, build_peer, compiled_twin, last_output, max_difference
 from .steps import build_backbone, make_gemm, make_step, with_attention
 
 REFERENCE_ATTN = 'naive'
@@ -262,10 +262,11 @@ def check_agreement(cfg: BenchmarkConfig, variants: List[Variant], height: int, 
     torch.manual_seed(1)
     images = torch.randn(cfg.batch, 3, height, width, device=device)
     tolerance = TOLERANCE[cfg.dtype]
+    grad = cfg.mode == 'train'
+    expected = last_output(variants[0].model, images, grad)  # once for all variants
     result = {}
     for variant in others:
-        diff, scale = max_difference(variants[0].model, variant.model, images,
-                                     grad=cfg.mode == 'train')
+        diff, scale = max_difference(expected, last_output(variant.model, images, grad))
         relative = diff / scale if scale > 0 else diff
         result[variant.name] = dict(max_abs_diff=diff, max_abs_reference=scale,
                                     relative_diff=relative, tolerance=tolerance,
