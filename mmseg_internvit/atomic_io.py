@@ -14,7 +14,19 @@ from typing import IO, Iterator
 
 
 def current_umask() -> int:
-    """The process umask (read by setting and restoring it)."""
+    """The process umask.
+
+    Read from /proc where it is shown (Linux): setting and restoring it, the
+    only portable way, leaves a moment in which files other threads create
+    (a data loader, a logger) would get a zero umask.
+    """
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('Umask:'):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
     mask = os.umask(0)
     os.umask(mask)
     return mask
