@@ -33,42 +33,40 @@ def current_umask() -> int:
 
 
 @contextmanager
+def atomic_path(path: str) -> Iterator[str]:
+    """A new, empty, hidden file name beside ``path`` to write to (for writers
+    that take a name); on success the finished file is flushed to disk, takes
+    the umask's mode and becomes ``path``; on any error it is removed.
+
+    Args:
+        path: Final file name; its folder is created if needed.
+    """
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f'.{osp.basename(path)}.', suffix='.tmp')
+    os.close(fd)
+    try:
+        yield tmp
+        fsync_tree(tmp)
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600 files
+        os.replace(tmp, path)
+    except BaseException:
+        remove_path(tmp)
+        raise
+
+
+@contextmanager
 def atomic_file(path: str, mode: str = 'wb') -> Iterator[IO]:
-    """Open a temporary file beside ``path``; on success it becomes ``path``.
+    """Open a temporary file beside ``path``; on success it becomes ``path``
+    (see :func:`atomic_path`).
 
     Args:
         path: Final file name; its folder is created if needed.
         mode: ``'wb'`` or ``'w'``.
     """
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f'.{osp.basename(path)}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, mode) as f:
+    with atomic_path(path) as tmp:
+        with open(tmp, mode) as f:
             yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600 files
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def temporary_path_beside(path: str, suffix: str = '.tmp') -> str:
-    """A new, empty, hidden file name in ``path``'s folder (for writers that take a name)."""
-    folder = osp.dirname(osp.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f'.{osp.basename(path)}.', suffix=suffix)
-    os.close(fd)
-    return tmp
-
-
-def publish(tmp: str, path: str) -> None:
-    """Flush the finished file ``tmp`` to disk and rename it to ``path`` (umask mode)."""
-    fsync_tree(tmp)
-    os.chmod(tmp, 0o666 & ~current_umask())
-    os.replace(tmp, path)
 
 
 def fsync_tree(path: str, recursive: bool = True) -> None:

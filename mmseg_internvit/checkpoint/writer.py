@@ -1,12 +1,12 @@
 """Write state dicts (backbone or whole model) as checkpoint files of this project."""
 import json
 import os
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 import torch
 from safetensors.torch import save_file
 
-from mmseg_internvit.atomic_io import publish, remove_path, temporary_path_beside
+from mmseg_internvit.atomic_io import atomic_path
 from .key_maps import MMENGINE_PREFIX, backbone_key_map
 from .loader import CheckpointMismatchError, MatchReport, mismatch_message
 from .readers import DATASET_META_KEY, open_checkpoint, renamed_source
@@ -27,17 +27,6 @@ def check_output_path(dst: str, suffixes: Sequence[str] = ('.safetensors',)) -> 
     return folder
 
 
-def _write_atomically(dst: str, write: Callable[[str], None]) -> None:
-    """``write(tmp)`` beside ``dst``, then flush and rename: ``dst`` is whole or absent."""
-    tmp = temporary_path_beside(dst)
-    try:
-        write(tmp)
-        publish(tmp, dst)
-    except BaseException:
-        remove_path(tmp)
-        raise
-
-
 def save_safetensors(state: Mapping[str, torch.Tensor], dst: str,
                      dataset_meta: Optional[dict] = None) -> None:
     """Save ``state`` to ``dst`` atomically: temp file, then rename.
@@ -55,7 +44,8 @@ def save_safetensors(state: Mapping[str, torch.Tensor], dst: str,
     metadata = {'format': MODEL_FORMAT_TAG if whole else FORMAT_TAG}
     if dataset_meta is not None:
         metadata[DATASET_META_KEY] = json.dumps(dataset_meta)
-    _write_atomically(dst, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    with atomic_path(dst) as tmp:
+        save_file(tensors, tmp, metadata=metadata)
 
 
 def save_model_checkpoint(state: Mapping[str, torch.Tensor], dst: str,
@@ -69,7 +59,8 @@ def save_model_checkpoint(state: Mapping[str, torch.Tensor], dst: str,
     meta = {} if dataset_meta is None else {'dataset_meta': dataset_meta}
     checkpoint = {'meta': meta, 'state_dict': {k: v.detach().contiguous()
                                                for k, v in state.items()}}
-    _write_atomically(dst, lambda tmp: torch.save(checkpoint, tmp))
+    with atomic_path(dst) as tmp:
+        torch.save(checkpoint, tmp)
 
 
 def _cast(tensor: torch.Tensor, dtype: Optional[torch.dtype]) -> torch.Tensor:
