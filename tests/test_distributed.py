@@ -72,6 +72,13 @@ def predictions(out_dir):
     return {f: np.array(Image.open(os.path.join(out_dir, f))) for f in files}
 
 
+def assert_same_predictions(got, expected):
+    """The same images predicted, with identical label maps."""
+    assert got.keys() == expected.keys()
+    for k in got:
+        np.testing.assert_array_equal(got[k], expected[k], err_msg=k)
+
+
 @pytest.mark.parametrize('strategy', ['zero2', 'zero3', 'fsdp'])
 def test_train_resume_consolidate(strategy, tmp_path, sample_ade20k):
     config = os.path.join(SMOKE, CONFIGS[strategy])
@@ -126,17 +133,11 @@ def test_train_resume_consolidate(strategy, tmp_path, sample_ade20k):
         single_out = tmp_path / 'pred_single'
         tool('test.py', config, work / 'iter_6.pth', '--out', single_out,
              '--work-dir', tmp_path / 'test_single', *test_opts)
-        single = predictions(single_out)
-        assert single.keys() == consolidated.keys()
-        for k in single:
-            np.testing.assert_array_equal(single[k], consolidated[k], err_msg=k)
+        assert_same_predictions(predictions(single_out), consolidated)
     sharded_out = tmp_path / 'pred_sharded'
     torchrun('test.py', config, work / 'iter_6.pth', '--out', sharded_out,
              '--work-dir', tmp_path / 'test_sharded', *test_opts)
-    sharded = predictions(sharded_out)
-    assert sharded.keys() == consolidated.keys()
-    for k in sharded:
-        np.testing.assert_array_equal(sharded[k], consolidated[k], err_msg=k)
+    assert_same_predictions(predictions(sharded_out), consolidated)
 
 
 def test_zero3_bf16_trains(tmp_path, sample_ade20k):
