@@ -21,6 +21,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 LINEAR = str(ROOT / 'configs/smoke/linear_internvit-tiny_1xb4-300_ade20k-sample-112x112.py')
 UPERNET = str(ROOT / 'configs/smoke/upernet_internvit-tiny_1xb4-300_ade20k-sample-112x112.py')
+ZERO2 = str(ROOT / 'configs/smoke/linear_internvit-tiny-zero2_2xb2-300_ade20k-sample-112x112.py')
 DETECTION = str(ROOT / 'configs/detection/smoke/'
                 'mask-rcnn_internvit-tiny-simplefpn_1xb2-lsj-12e_coco-format-160x160.py')
 DOC = ROOT / 'docs' / 'errors.md'
@@ -91,6 +92,10 @@ def _unchanged_existing(files: Files) -> None:
 CASES = [
     Case('config does not exist', 'train', lambda f: [str(f.root / 'nope.py')],
          r'nope\.py does not exist'),
+    Case('--amp with a DeepSpeed config', 'train',
+         lambda f: [ZERO2, '--amp', '--work-dir', f.work('a')],
+         r"--amp switches OptimWrapper to AmpOptimWrapper; .*zero2.*'s optim_wrapper is "
+         r'mmseg_internvit\.DeepSpeedNoGradStepOptimWrapper.*drop --amp'),
     Case('--work-dir is a file', 'train', lambda f: [LINEAR, '--work-dir', f.a_file],
          r'--work-dir .*a_file\.txt is a file; give a folder'),
     Case('--resume from a truncated checkpoint', 'train',

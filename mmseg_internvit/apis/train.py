@@ -34,10 +34,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     cfg = load_config(args)
     if args.amp:
+        # mmengine's default optim wrapper is OptimWrapper.
+        wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+        if wrapper not in ('OptimWrapper', 'AmpOptimWrapper'):
+            raise ToolError(f"--amp switches OptimWrapper to AmpOptimWrapper; {args.config}'s "
+                            f'optim_wrapper is {wrapper}, whose precision is set in the config '
+                            '(DeepSpeed / FSDP: the strategy): drop --amp')
         if not torch.cuda.is_available():
             raise ToolError('--amp needs a GPU (mmengine AmpOptimWrapper); drop --amp on CPU, '
                             'or set dtype=bfloat16 on a frozen backbone.')
-        if cfg.optim_wrapper.get('type') == 'OptimWrapper':
+        if wrapper == 'OptimWrapper':
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     resolve_resume(cfg, args.resume)
