@@ -66,6 +66,28 @@ def bundle(*args):
     return subprocess.run(['bash', BUNDLE, *map(str, args)], capture_output=True, text=True)
 
 
+def _pins(path):
+    """``name -> version`` of the ``name==version`` pins in a requirements-style file."""
+    pins = {}
+    with open(os.path.join(ROOT, path)) as f:
+        for line in f:
+            for word in line.split('#')[0].split():
+                if '==' in word:
+                    name, version = word.split('==')
+                    pins[name.lower()] = version
+    return pins
+
+
+def test_offline_bundle_pins_equal_the_install_pins():
+    bundle_pins = _pins('tools/install/offline_gpu_wheels.txt')
+    install_pins = {**_pins('requirements.txt'), **_pins('requirements-deepspeed.txt')}
+    for name in ('mmcv', 'mmengine', 'mmsegmentation', 'mmdet', 'deepspeed'):
+        assert bundle_pins[name] == install_pins[name], name
+    with open(os.path.join(ROOT, 'Makefile')) as f:
+        makefile = f.read()
+    assert f'MMCV_VERSION := {install_pins["mmcv"]}' in makefile
+
+
 def test_built_wheel_travels_in_parts_and_is_reassembled(tmp_path):
     key = 'mmcv-2.1.0-torch-2.11.0-cuda13.0-sm90'
     wheel = 'mmcv-2.1.0-cp312-cp312-linux_x86_64.whl'

@@ -27,13 +27,15 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 list="$here/offline_gpu_wheels.txt"
-MMCV_VERSION=2.1.0
 PART_BYTES=15000000
 
 usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 die() { echo "offline_gpu_bundle.sh: $*" >&2; exit 2; }
 # Requirements of the given groups in the list, one per line.
 requirements() { awk -v groups=" $* " 'NF >= 2 && $1 !~ /^#/ && index(groups, " " $1 " ") { print $2 }' "$list"; }
+# The mmcv version comes from the list (tests/test_gpu_install.py keeps its pins
+# equal to requirements*.txt and the Makefile's).
+MMCV_VERSION=$(requirements sdist | sed -n 's/^mmcv==//p')
 
 mode=${1:-}; dir=${2:-}
 [ -n "$mode" ] && [ -n "$dir" ] || usage
