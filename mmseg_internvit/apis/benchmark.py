@@ -37,9 +37,11 @@ import re
 import sys
 from typing import List, Optional, Tuple, Union
 
+import torch
+
 from mmseg_internvit.dtypes import DTYPE_CHOICES, dtype_name
-from mmseg_internvit.benchmark.peers import PEERS
-from mmseg_internvit.models.backbones.arch_zoo import ARCH_ZOO
+from mmseg_internvit.benchmark.peers import PEERS, PeerUnavailable
+from mmseg_internvit.models.backbones.arch_zoo import ARCH_ZOO, resolve_arch
 from .errors import ToolError
 
 MODES = ('forward', 'train', 'probe', 'load6b', 'slide')
@@ -200,8 +202,7 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     if args.plot and len(args.sizes) < 2:
         parser.error('--plot draws throughput and memory against input size: give at '
                      'least two sizes with --sizes, e.g. --sizes 224 336 504')
-    # Checks below import torch and the package (seconds), so they come last.
-    from mmseg_internvit.models.backbones.arch_zoo import resolve_arch
+    # Checks that build or read something come after the argument checks.
     try:
         num_layers = resolve_arch(args.arch)['num_layers']
     except ValueError as exc:
@@ -220,7 +221,6 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
 
 def check_device(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """``--device cuda`` needs a GPU torch can use."""
-    import torch
     if args.device == 'cuda' and not torch.cuda.is_available():
         parser.error(f'--device cuda requested but CUDA is not available to torch '
                      f'{torch.__version__} (built for CUDA {torch.version.cuda}, '
@@ -271,7 +271,6 @@ def check_fits(args: argparse.Namespace) -> None:
     Args:
         args: Checked arguments (arch, dtype, device, mode).
     """
-    import torch
     from mmseg_internvit.benchmark.load_check import weight_bytes
     from mmseg_internvit.benchmark.measure import available_host_bytes
     # Full tuning also holds a gradient per weight; activations come on top.
@@ -291,7 +290,6 @@ def check_fits(args: argparse.Namespace) -> None:
 
 def environment() -> dict:
     """Versions and hardware the numbers were measured on."""
-    import torch
     env = dict(python=platform.python_version(), torch=torch.__version__,
                platform=platform.platform(), cpu_count=os.cpu_count(),
                torch_threads=torch.get_num_threads())
@@ -313,7 +311,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     check_args(parser, args)
-    import torch
     from mmseg_internvit.benchmark import report
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -349,7 +346,6 @@ def main(argv: Optional[List[str]] = None) -> int:
                               with_cp=args.with_cp, warmup=args.warmup,
                               repeats=args.repeats, num_classes=args.num_classes,
                               compile=args.compile, peers=args.peer, peer_file=args.peer_file)
-        from mmseg_internvit.benchmark.peers import PeerUnavailable
         try:
             runs, comparisons = run_benchmark(cfg)
         except PeerUnavailable as exc:
