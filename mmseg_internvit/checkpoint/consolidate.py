@@ -30,18 +30,23 @@ def _deepspeed_state(path: str) -> Dict[str, torch.Tensor]:
             '*model_states.pt file present and complete?') from exc
 
 
+def unusable_folder(path: str) -> CheckpointReadError:
+    """The error for a folder that is not a DeepSpeed checkpoint."""
+    if glob.glob(osp.join(path, 'rank*.pth')):
+        return CheckpointReadError(
+            f'{path} is an FSDP checkpoint with per-rank local shards; train with '
+            "strategy.state_dict_cfg='full' (the shipped FSDP configs do) to save "
+            'whole-model checkpoints that can be consolidated.')
+    return CheckpointReadError(f'{path} is a folder but neither a DeepSpeed checkpoint '
+                               '(no *model_states.pt) nor a model folder.')
+
+
 def load_model_state(path: str) -> Dict[str, torch.Tensor]:
     """The full model state dict (segmentor keys) stored at ``path``."""
     if is_deepspeed_checkpoint(path):
         return _deepspeed_state(path)
     if osp.isdir(path):
-        if glob.glob(osp.join(path, 'rank*.pth')):
-            raise CheckpointReadError(
-                f'{path} is an FSDP checkpoint with per-rank local shards; train with '
-                "strategy.state_dict_cfg='full' (the shipped FSDP configs do) to save "
-                'whole-model checkpoints that can be consolidated.')
-        raise CheckpointReadError(f'{path} is a folder but neither a DeepSpeed checkpoint '
-                                  '(no *model_states.pt) nor a model folder.')
+        raise unusable_folder(path)
     source = open_checkpoint(path)
     return {k: source[k] for k in source.keys()}
 

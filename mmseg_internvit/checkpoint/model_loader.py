@@ -27,11 +27,11 @@ def open_model_checkpoint(path: str) -> TensorSource:
         loaded = CheckpointLoader.load_checkpoint(path, map_location='cpu', logger='silent')
         meta = loaded.get('meta') if isinstance(loaded, dict) else None
         return source_from_state_dict(path, unwrap_state_dict(loaded, path), meta)
-    from .consolidate import is_deepspeed_checkpoint, load_model_state
+    from .consolidate import is_deepspeed_checkpoint, load_model_state, unusable_folder
     if is_deepspeed_checkpoint(path):
         return source_from_state_dict(path, load_model_state(path))
     if osp.isdir(path):
-        load_model_state(path)  # raises the folder's specific error (FSDP shards, ...)
+        raise unusable_folder(path)
     return open_checkpoint(path)
 
 
