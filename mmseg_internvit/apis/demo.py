@@ -21,18 +21,17 @@ CONFIG = osp.join(ROOT, 'configs', 'smoke',
                   'linear_internvit-tiny_1xb4-300_ade20k-sample-112x112.py')
 
 
-def data_options(data_root: str) -> List[str]:
-    """``--cfg-options`` that point every split of the smoke config at ``data_root``."""
-    return [f'{split}_dataloader.dataset.data_root={data_root}'
-            for split in ('train', 'val', 'test')]
+def data_overrides(data_root: str) -> dict:
+    """Config overrides that point every split of the smoke config at ``data_root``."""
+    return {f'{split}_dataloader.dataset.data_root': data_root
+            for split in ('train', 'val', 'test')}
 
 
 def evaluate(work_dir: str, data_root: str, checkpoint: Optional[str] = None,
              show_dir: Optional[str] = None) -> dict:
     """Run mmengine's test loop in this process and return its metrics."""
     args = SimpleNamespace(config=CONFIG, work_dir=work_dir, launcher='none', local_rank=0,
-                           cfg_options={f'{split}_dataloader.dataset.data_root': data_root
-                                        for split in ('train', 'val', 'test')})
+                           cfg_options=data_overrides(data_root))
     cfg = load_config(args)
     cfg.load_from = checkpoint
     # mmseg's runtime names its visualizer 'visualizer', and mmengine hands an
@@ -55,7 +54,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     before = evaluate(osp.join(args.work_dir, 'untrained'), data)
     train = [sys.executable, osp.join(ROOT, 'tools', 'train.py'), CONFIG,
-             '--work-dir', args.work_dir, '--cfg-options', *data_options(data)]
+             '--work-dir', args.work_dir, '--cfg-options',
+             *(f'{key}={value}' for key, value in data_overrides(data).items())]
     subprocess.run(train, check=True)
     checkpoint = latest_checkpoint(args.work_dir)
     show_dir = osp.join(args.work_dir, 'predictions')
