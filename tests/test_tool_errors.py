@@ -217,3 +217,26 @@ def test_docs_table_lists_every_case():
     for case in CASES:
         row = f'| `{case.tool}` | {case.name} |'
         assert row in text, f'docs/errors.md lacks the row starting {row!r}'
+
+
+def test_a_bug_inside_a_pipeline_step_keeps_its_traceback():
+    """A bad file is named; a programming error in a step is not blamed on the file."""
+    from mmseg_internvit.apis.errors import _user_message
+
+    class Step:
+        def __init__(self, error):
+            self.error = error
+
+        def transform(self, results):
+            raise self.error
+
+    def raised(error):
+        try:
+            Step(error).transform({'img_path': 'a.jpg', 'seg_map_path': 'a.png'})
+        except Exception as exc:  # noqa: BLE001
+            return exc
+
+    message = _user_message(raised(OSError('cannot identify image file')))
+    assert message.startswith('Step failed on a.jpg / a.png: OSError: cannot identify')
+    assert _user_message(raised(AttributeError("'NoneType' object has no attribute 'shape'"))) \
+        is None

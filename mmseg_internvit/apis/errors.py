@@ -71,9 +71,15 @@ def run_tool(tool: str, argv: Optional[Sequence[str]] = None, register: bool = T
         return EXIT_USER_ERROR
 
 
+# Raised inside a pipeline step, these mean a bug in the step, not a bad file:
+# they keep their traceback.
+BUG_ERRORS = (AttributeError, NameError, TypeError, ImportError, NotImplementedError,
+              RecursionError)
+
+
 def _user_message(error: BaseException) -> Optional[str]:
     """The one-line message of a user error, or None for a bug."""
-    sample = _failing_sample(error)
+    sample = None if isinstance(error, BUG_ERRORS) else _failing_sample(error)
     if sample is not None:
         # A data pipeline step failed on a file (unreadable image, broken
         # annotation, bad label): name the sample's files, whatever the error.
