@@ -5,7 +5,7 @@ runs an exported file with the pre- and post-processing of
 :class:`~mmseg_internvit.inference.Segmenter` (``tools/infer.py --onnx``).
 """
 from .exportable_pooling import ExportableAdaptiveAvgPool2d, exportable_adaptive_pools
-from .exporter import (DEFAULT_OPSET, OPSETS, ExportFailed, ExportReport, check_output_path,
+from .exporter import (DEFAULT_OPSET, OPSETS, ExportFailed, ExportReport, export_folder,
                        export_segmentor)
 from .graphs import BackboneGraph, ExportError, SegmentorGraph, check_exportable
 from .metadata import build_metadata, read_metadata
@@ -14,7 +14,7 @@ from .verify import CheckResult
 
 __all__ = [
     'ExportableAdaptiveAvgPool2d', 'exportable_adaptive_pools', 'DEFAULT_OPSET', 'OPSETS',
-    'ExportFailed', 'ExportReport', 'check_output_path', 'export_segmentor', 'BackboneGraph',
+    'ExportFailed', 'ExportReport', 'export_folder', 'export_segmentor', 'BackboneGraph',
     'ExportError', 'SegmentorGraph', 'check_exportable', 'build_metadata', 'read_metadata',
     'CheckResult', 'OnnxSegmenter'
 ]

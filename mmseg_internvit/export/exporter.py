@@ -20,6 +20,7 @@ from mmseg.apis import init_model
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.registry import MODELS
 
+from mmseg_internvit.atomic_io import fsync_tree
 from mmseg_internvit.checkpoint import load_model_weights
 from mmseg_internvit.inference.segmenter import (build_pipeline, dataset_meta,
                                                  prepare_config)
@@ -66,7 +67,7 @@ class ExportReport:
     timings: Dict[str, float] = field(default_factory=dict)
 
 
-def check_output_path(path: str) -> str:
+def export_folder(path: str) -> str:
     """The folder the export will be written to; raise :class:`ExportError` unless
     a file can be created there."""
     folder = osp.dirname(osp.abspath(path))
@@ -206,7 +207,9 @@ def _export_to(path: str, graph: torch.nn.Module, sample: torch.Tensor, names: L
 
 
 def _move_into_place(tmp_dir: str, path: str) -> List[str]:
-    """Rename the checked files beside ``path`` (external data first, the graph last)."""
+    """Rename the checked files beside ``path`` (external data first, the graph last),
+    flushed to disk first so a crash never leaves a renamed but empty file."""
+    fsync_tree(tmp_dir)
     name = osp.basename(path)
     written = sorted(os.listdir(tmp_dir), key=lambda f: f == name)
     folder = osp.dirname(osp.abspath(path))
@@ -267,7 +270,7 @@ def export_segmentor(config: str, checkpoint: str, out: str,
     _check_options(shape, dtype, opset, output, backbone_only,
                    {'--atol': (atol, 0), '--rtol': (rtol, 0), '--time': (time_repeats, 0),
                     '--threads': (time_threads, 1)})
-    folder = check_output_path(out)
+    folder = export_folder(out)
     cfg = export_config(config, checkpoint, dtype, cfg_options)
     export_shape = _export_shape(cfg, shape)
     build_pipeline(cfg)  # fails now, not in the runner, if the config has no usable one
