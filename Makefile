@@ -25,7 +25,7 @@ $(STAMP): Makefile requirements.txt requirements-deepspeed.txt setup.py tools/in
 	$(PIP) install -q torch==$(TORCH_VERSION) torchvision==$(TORCHVISION_VERSION)
 	# mmcv's build needs pkg_resources (setuptools < 81) and must see torch.
 	$(PIP) install -q "setuptools<81" wheel ninja psutil
-	bash tools/install/install_mmcv.sh $(PY) $(MMCV_VERSION) $(TORCH_VERSION) $(MMCV_CACHE)
+	bash tools/install/install_mmcv.sh $(PY) $(MMCV_VERSION) $(MMCV_CACHE)
 	$(PIP) install -q -r requirements.txt
 	$(PIP) install -q --no-build-isolation -r requirements-deepspeed.txt
 	$(PIP) install -q --no-build-isolation --no-deps -e .

@@ -19,8 +19,8 @@ def plan(cache, **env):
     """Run install_mmcv.sh with MMCV_PLAN_ONLY=1: it builds and installs nothing."""
     base = {k: v for k, v in os.environ.items()
             if k not in ('MMCV_DEVICE', 'TORCH_CUDA_ARCH_LIST', 'MAX_JOBS')}
-    return subprocess.run(['bash', INSTALL_MMCV, sys.executable, '2.1.0', TORCH_VERSION,
-                           str(cache)], capture_output=True, text=True,
+    return subprocess.run(['bash', INSTALL_MMCV, sys.executable, '2.1.0', str(cache)],
+                          capture_output=True, text=True,
                           env=dict(base, MMCV_PLAN_ONLY='1', **env))
 
 

@@ -14,23 +14,23 @@
 #   MMCV_SDIST=FILE             build this sdist instead of downloading it
 #   MMCV_PLAN_ONLY=1            print the plan and the cache folder, change nothing
 set -euo pipefail
-usage="usage: install_mmcv.sh PYTHON MMCV_VERSION TORCH_VERSION CACHE_ROOT"
+usage="usage: install_mmcv.sh PYTHON MMCV_VERSION CACHE_ROOT"
 PY=${1:?$usage}
 VERSION=${2:?$usage}
-TORCH_VERSION=${3:?$usage}
-CACHE_ROOT=${4:?$usage}
+CACHE_ROOT=${3:?$usage}
 here=$(cd "$(dirname "$0")" && pwd)
 
 device=${MMCV_DEVICE:-auto}
 case "$device" in auto|cpu|cuda) ;; *) echo "MMCV_DEVICE must be auto, cpu or cuda, got '$device'" >&2; exit 2;; esac
-# What torch sees: its CUDA version (or none), whether a GPU is usable, and the
-# compute capabilities of the local GPUs.
-read -r torch_cuda gpu_ok gpu_archs < <("$PY" - <<'PYEOF'
+# What torch sees: its version (the wheel is built against it), its CUDA
+# version (or none), whether a GPU is usable, and the local GPUs' archs.
+read -r TORCH_VERSION torch_cuda gpu_ok gpu_archs < <("$PY" - <<'PYEOF'
 import torch
 ok = torch.version.cuda is not None and torch.cuda.is_available()
 archs = sorted({'%d.%d' % torch.cuda.get_device_capability(i)
                 for i in range(torch.cuda.device_count())}) if ok else []
-print(torch.version.cuda or 'none', int(ok), ';'.join(archs) or '-')
+print(torch.__version__.split('+')[0], torch.version.cuda or 'none', int(ok),
+      ';'.join(archs) or '-')
 PYEOF
 )
 if [ "$device" = auto ]; then

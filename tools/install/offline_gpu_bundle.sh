@@ -122,10 +122,8 @@ PYEOF
 
 install_mmcv() {
   reassemble_mmcv
-  local torch_version
-  torch_version=$("$py" -c 'import torch; print(torch.__version__.split("+")[0])')
   MMCV_SDIST="$dir/mmcv-$MMCV_VERSION.tar.gz" \
-    bash "$here/install_mmcv.sh" "$py" "$MMCV_VERSION" "$torch_version" "$dir/mmcv-cache"
+    bash "$here/install_mmcv.sh" "$py" "$MMCV_VERSION" "$dir/mmcv-cache"
 }
 
 install_deepspeed() {
