@@ -214,7 +214,7 @@ def test_checkpoint_head_mismatch_stops_before_processing(tmp_path, smoke_checkp
     assert code == 2
     assert 'decode_head.conv_seg.weight has shape (150, 96, 1, 1) in the checkpoint but ' \
            '(10, 96, 1, 1) in the model' in err
-    assert os.listdir(out) == []
+    assert not out.exists()  # created only once the model has loaded
 
 
 def test_unusable_out_dir_and_missing_files_stop_early(tmp_path, capsys):
@@ -226,11 +226,14 @@ def test_unusable_out_dir_and_missing_files_stop_early(tmp_path, capsys):
     assert _main([SMOKE, 'unused.pth', image, '--out-dir', not_a_dir]) == 2
     assert f'output folder {not_a_dir} exists and is not a folder' in capsys.readouterr().err
     assert _main([SMOKE, 'unused.pth', image, '--out-dir', not_a_dir / 'sub']) == 2
-    assert f'cannot write to output folder {not_a_dir / "sub"}' in capsys.readouterr().err
-    assert _main([SMOKE, tmp_path / 'nope.pth', image, '--out-dir', tmp_path / 'o']) == 2
+    err = capsys.readouterr().err
+    assert f'cannot write to output folder {not_a_dir / "sub"}' in err
+    assert f'{not_a_dir} is a file' in err
+    assert _main([SMOKE, tmp_path / 'nope.pth', image, '--out-dir', tmp_path / 'o' / 'p']) == 2
     assert 'nope.pth does not exist' in capsys.readouterr().err
     assert _main([SMOKE, image, tmp_path / 'none' / '*.jpg', '--out-dir', tmp_path / 'o']) == 2
     assert 'no images found' in capsys.readouterr().err
+    assert not (tmp_path / 'o').exists()  # nothing is created before the checks pass
 
 
 def test_mmseg_inferencer_loads_smoke_checkpoint(tmp_path, sample_ade20k, smoke_checkpoint):

@@ -11,7 +11,7 @@ from mmseg_internvit.dtypes import DTYPE_CHOICES
 from mmseg_internvit.inference.inputs import expand_inputs
 from mmseg_internvit.inference.runner import run_inference
 from mmseg_internvit.inference.segmenter import Segmenter
-from mmseg_internvit.inference.writers import prepare_out_dir
+from mmseg_internvit.inference.writers import check_out_dir, prepare_out_dir
 from .errors import add_debug_flag
 
 USAGE_EXAMPLE = """examples:
@@ -91,7 +91,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Segment the images; returns the exit status (user errors raise: tools/*.py run it through
     :func:`~mmseg_internvit.apis.errors.run_tool`)."""
     args = parse_args(argv)
-    prepare_out_dir(args.out_dir)
+    # Checked now, created only once the model has loaded: a bad config or
+    # checkpoint leaves no empty output folder behind.
+    check_out_dir(args.out_dir)
     for path, what in ((args.config, 'config'), (args.onnx, 'ONNX model')):
         if path is not None and not osp.isfile(path):
             raise FileNotFoundError(f'{what} {path} does not exist')
@@ -116,6 +118,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                               crop_batch=args.crop_batch, dtype=args.dtype, tta=args.tta,
                               keep_probs=args.save_logits, cfg_options=args.cfg_options,
                               compile=args.compile)
+    prepare_out_dir(args.out_dir)
     summary = run_inference(segmenter, images, args.out_dir, opacity=args.opacity,
                             save_logits=args.save_logits, save_areas=args.save_areas)
     print(f'{summary}; outputs in {args.out_dir}')

@@ -4,6 +4,7 @@ A reader never sees a half-written output: until ``os.replace`` the data sits
 in a hidden ``.NAME.*.tmp`` file in the same folder (same file system, so the
 rename is atomic), which is removed again if writing fails.
 """
+import errno
 import json
 import os
 import os.path as osp
@@ -20,19 +21,41 @@ class OutputDirError(ValueError):
     """The output folder cannot be created or written to."""
 
 
-def prepare_out_dir(path: str) -> str:
-    """Create ``path`` if needed and check that files can be written there.
+def check_out_dir(path: str) -> str:
+    """Check that ``path`` can be the output folder, creating nothing.
+
+    An existing folder must be writable; a missing one must be creatable
+    (its nearest existing parent a writable folder).
 
     Raises:
-        OutputDirError: ``path`` (or a parent) is a file, or the folder is
-            not writable.
+        OutputDirError: ``path`` (or a parent) is a file, or the folder (or
+            the parent it would be created in) is not writable.
     """
     if osp.exists(path) and not osp.isdir(path):
         raise OutputDirError(f'output folder {path} exists and is not a folder; '
                              'pass a folder path with --out-dir')
+    existing = osp.abspath(path)
+    while not osp.exists(existing):
+        existing = osp.dirname(existing)
+    try:
+        if not osp.isdir(existing):
+            raise NotADirectoryError(errno.ENOTDIR, f'{existing} is a file')
+        check_writable(existing)
+    except OSError as e:
+        raise OutputDirError(f'cannot write to output folder {path}: {e.strerror or e}; '
+                             'pass a writable folder with --out-dir') from None
+    return path
+
+
+def prepare_out_dir(path: str) -> str:
+    """Create the output folder ``path`` if needed (after :func:`check_out_dir`).
+
+    Raises:
+        OutputDirError: as :func:`check_out_dir`.
+    """
+    check_out_dir(path)
     try:
         os.makedirs(path, exist_ok=True)
-        check_writable(path)
     except OSError as e:
         raise OutputDirError(f'cannot write to output folder {path}: {e.strerror or e}; '
                              'pass a writable folder with --out-dir') from None
