@@ -151,6 +151,16 @@ def test_prepare_config_switches_encoder_decoders():
     assert tiled.model.type == 'BatchedSlideEncoderDecoder'
     assert tiled.model.test_cfg.crop_size == (96, 64) and tiled.model.test_cfg.stride == (64, 42)
     assert tiled.model.backbone.dtype == 'bfloat16'
+    # An adapter's dtype is its ViT's; a backbone of another kind has none to set.
+    adapter = prepare_config(SMOKE.replace('linear_internvit-tiny_', 'upernet_internvit-tiny-'
+                                           'adapter_'), dtype='fp16')
+    assert adapter.model.backbone.vit.dtype == 'float16' and 'dtype' not in adapter.model.backbone
+    from mmseg.apis import init_model
+    built = init_model(adapter, None, device='cpu')
+    assert next(built.backbone.vit.parameters()).dtype == torch.float16
+    with pytest.raises(ValueError, match="model.backbone is 'ResNetV1c'; drop --dtype"):
+        prepare_config(SMOKE, dtype='fp16',
+                       cfg_options={'model.backbone': dict(type='ResNetV1c', depth=18)})
     with pytest.raises(ValueError, match=r'stride \(100, 100\) is larger than tile \(64, 64\)'):
         prepare_config(SMOKE, tile=(64, 64), stride=(100, 100))
 

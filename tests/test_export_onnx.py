@@ -214,15 +214,21 @@ def _refused(capsys, argv, folder):
     return err
 
 
-def test_unsupported_parts_are_named(tmp_path, checkpoints, capsys):
+def test_unsupported_parts_are_named(tmp_path, checkpoints, capsys, monkeypatch):
     adapter_ckpt = _write_checkpoint(ADAPTER, tmp_path / 'adapter.pth')
     out = tmp_path / 'out.onnx'
     err = _refused(capsys, [ADAPTER, adapter_ckpt, out, '--dynamic'], tmp_path)
     assert 'backbone.interactions.0.injector.attn.attn (mmcv MultiScaleDeformableAttention' \
         in err and '--shape H W instead of --dynamic' in err
-    err = _refused(capsys, [LINEAR, checkpoints['linear'], out,
-                            '--cfg-options', 'model.backbone.dtype=bfloat16'], tmp_path)
-    assert 'a bfloat16 backbone' in err and 'use --dtype fp16' in err
+    from mmseg_internvit.export import exporter
+    with monkeypatch.context() as patch:  # refused from the config, before any model is built
+        patch.setattr(exporter, 'init_model', None)
+        err = _refused(capsys, [LINEAR, checkpoints['linear'], out,
+                                '--cfg-options', 'model.backbone.dtype=bfloat16'], tmp_path)
+        assert 'a bfloat16 backbone' in err and 'use --dtype fp16' in err
+        err = _refused(capsys, [ADAPTER, adapter_ckpt, out, '--cfg-options',
+                                'model.backbone.vit.dtype=bf16'], tmp_path)
+        assert 'a bfloat16 backbone' in err
     err = _refused(capsys, [DETECTION, checkpoints['linear'], out], tmp_path)
     assert "model type 'MaskRCNN'" in err and 'only mmseg EncoderDecoder segmentors' in err
     err = _refused(capsys, [LINEAR, checkpoints['linear'], out, '--opset', '12'], tmp_path)

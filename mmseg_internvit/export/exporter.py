@@ -22,11 +22,14 @@ from mmseg.registry import MODELS
 
 from mmseg_internvit.atomic_io import fsync_tree
 from mmseg_internvit.checkpoint import load_model_weights
+from mmseg_internvit.dtypes import to_torch_dtype
 from mmseg_internvit.inference.segmenter import (build_pipeline, dataset_meta,
                                                  prepare_config)
 from mmseg_internvit.inference.writers import check_writable
+from mmseg_internvit.models.backbones.vit_config import internvit_config
 from .exportable_pooling import exportable_adaptive_pools
-from .graphs import BackboneGraph, ExportError, SegmentorGraph, check_exportable, output_names
+from .graphs import (BackboneGraph, ExportError, SegmentorGraph, check_exportable, output_names,
+                     refuse_bfloat16)
 from .metadata import build_metadata
 from .verify import (TOLERANCES, CheckResult, compare_outputs, interleaved_medians,
                      sample_shapes)
@@ -119,6 +122,8 @@ def export_config(config: str, checkpoint: str, dtype: Optional[str],
     if model_class is None or not issubclass(model_class, EncoderDecoder):
         raise ExportError(f'model type {model_type!r} in {config} cannot be exported: only '
                           'mmseg EncoderDecoder segmentors can (not detectors)')
+    vit = internvit_config(cfg.model.get('backbone')) or {}
+    refuse_bfloat16(to_torch_dtype(vit.get('dtype', 'float32')))
     return cfg
 
 

@@ -64,6 +64,15 @@ def output_names(graph: nn.Module, sample: torch.Tensor) -> List[str]:
     return [f'features_{i}' for i in range(count)]
 
 
+def refuse_bfloat16(dtype: torch.dtype) -> None:
+    """Raise :class:`ExportError` for a bfloat16 backbone (see :func:`check_exportable`)."""
+    if dtype == torch.bfloat16:
+        raise ExportError('a bfloat16 backbone (the frozen configs\' default) cannot be exported: '
+                          'ONNX Conv has no bfloat16 before opset 22 and onnxruntime\'s CPU '
+                          'provider, which checks the export, has no bfloat16 Conv; use '
+                          '--dtype fp16 (half-size file) or --dtype fp32')
+
+
 def check_exportable(model: nn.Module, dynamic: bool, dtype: torch.dtype) -> None:
     """Raise :class:`ExportError` naming the first part that cannot be exported as asked.
 
@@ -76,11 +85,7 @@ def check_exportable(model: nn.Module, dynamic: bool, dtype: torch.dtype) -> Non
     if not isinstance(model, EncoderDecoder):
         raise ExportError(f'model type {type(model).__name__} cannot be exported: only mmseg '
                           'EncoderDecoder segmentors are (detectors are not supported)')
-    if dtype == torch.bfloat16:
-        raise ExportError('a bfloat16 backbone (the frozen configs\' default) cannot be exported: '
-                          'ONNX Conv has no bfloat16 before opset 22 and onnxruntime\'s CPU '
-                          'provider, which checks the export, has no bfloat16 Conv; use '
-                          '--dtype fp16 (half-size file) or --dtype fp32')
+    refuse_bfloat16(dtype)
     if dynamic:
         for name, module in model.named_modules():
             if type(module).__name__ == 'MultiScaleDeformableAttention':

@@ -82,10 +82,12 @@ def prepare_config(config: Union[str, Config], tile: Optional[Sequence[int]] = N
     model.test_cfg = test_cfg
     if dtype is not None:
         dtype = dtype_name(dtype)
-        if 'backbone' not in model:
-            raise ValueError(f'--dtype sets model.backbone.dtype, but model {model.type} '
-                             'has no backbone')
-        model.backbone.dtype = dtype
+        vit = internvit_config(model.get('backbone'))
+        if vit is None:
+            raise ValueError("--dtype sets the dtype of an InternViT backbone (or an adapter's "
+                             f"ViT), but model.backbone is "
+                             f"{(model.get('backbone') or {}).get('type')!r}; drop --dtype")
+        vit['dtype'] = dtype
     if compile:
         vit = internvit_config(model.get('backbone'))
         if vit is None:
