@@ -79,6 +79,30 @@ def assert_same_predictions(got, expected):
         np.testing.assert_array_equal(got[k], expected[k], err_msg=k)
 
 
+def assert_folder_checked_without_reassembly(config, folder, merged):
+    """A ZeRO folder's names and shapes come from its model states alone."""
+    from mmengine.config import Config
+    from safetensors.torch import load_file
+
+    from mmseg_internvit import register_all_modules
+    from mmseg_internvit.apis.launch import check_fits_before_loading
+    from mmseg_internvit.checkpoint import consolidate
+    from mmseg_internvit.checkpoint.model_loader import open_model_checkpoint
+    register_all_modules()
+    source = open_model_checkpoint(str(folder))
+    saved = load_file(merged)
+    assert {k: source.shape(k) for k in source.keys()} == {k: tuple(v.shape)
+                                                          for k, v in saved.items()}
+    assert source.meta['dataset_meta']['classes'][0] == 'wall'
+    reassemble = consolidate._deepspeed_state
+    consolidate._deepspeed_state = None  # any reassembly would fail
+    try:
+        check_fits_before_loading(Config.fromfile(str(config)), None, str(folder))
+    finally:
+        consolidate._deepspeed_state = reassemble
+    torch.testing.assert_close(source['backbone.cls_token'], saved['backbone.cls_token'])
+
+
 @pytest.mark.parametrize('strategy', ['zero2', 'zero3', 'fsdp'])
 def test_train_resume_consolidate(strategy, tmp_path, sample_ade20k):
     config = os.path.join(SMOKE, CONFIGS[strategy])
@@ -116,6 +140,10 @@ def test_train_resume_consolidate(strategy, tmp_path, sample_ade20k):
          *test_opts)
     consolidated = predictions(merged_out)
     assert len(consolidated) == 12
+    from mmseg_internvit.checkpoint.readers import read_safetensors_header
+    assert read_safetensors_header(str(merged))[1]['dataset_meta']['classes'][0] == 'wall'
+    if strategy != 'fsdp':
+        assert_folder_checked_without_reassembly(config, work / 'iter_6.pth', merged)
     if strategy == 'zero3':
         # DeepSpeed 0.18 cannot load ZeRO-3 folders for inference: tools/test.py
         # consolidates them itself; compare with the sharded model's own
@@ -134,6 +162,12 @@ def test_train_resume_consolidate(strategy, tmp_path, sample_ade20k):
         tool('test.py', config, work / 'iter_6.pth', '--out', single_out,
              '--work-dir', tmp_path / 'test_single', *test_opts)
         assert_same_predictions(predictions(single_out), consolidated)
+        # Several processes let DeepSpeed load the folder: a misfit fails first,
+        # in every rank, naming the keys.
+        with pytest.raises(AssertionError, match=r'decode_head\.conv_seg\.weight has shape '
+                           r'\(150, 96, 1, 1\) in the checkpoint but \(10, 96, 1, 1\)'):
+            torchrun('test.py', config, work / 'iter_6.pth', '--work-dir', tmp_path / 'misfit',
+                     *test_opts, 'model.decode_head.num_classes=10')
     sharded_out = tmp_path / 'pred_sharded'
     torchrun('test.py', config, work / 'iter_6.pth', '--out', sharded_out,
              '--work-dir', tmp_path / 'test_sharded', *test_opts)

@@ -1,10 +1,15 @@
 """Start-up checks of tools/train.py and tools/test.py: bad strategy configs
 fail before any model is built, with what to change."""
+import os
+
 import pytest
 import torch
 from mmengine.config import Config
 
 from mmseg_internvit.apis import launch
+
+SMOKE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                     'configs', 'smoke')
 
 
 def _cfg(**kwargs):
@@ -84,3 +89,32 @@ def test_testing_adaptations(tmp_path):
     assert launch.adapt_for_testing(fsdp, str(single)) is True
     assert 'runner_type' not in fsdp and 'strategy' not in fsdp
     assert fsdp.optim_wrapper.type == 'OptimWrapper'
+
+
+def test_flexible_runner_checkpoint_checked_on_a_meta_copy(tmp_path):
+    """A FlexibleRunner's strategy builds the model only when it runs, then
+    loads non-strictly (FSDP): the fit is checked on a meta-device copy."""
+    from mmseg.apis import init_model
+
+    from mmseg_internvit import register_all_modules
+    from mmseg_internvit.checkpoint import CheckpointMismatchError
+    register_all_modules()
+    cfg = Config.fromfile(os.path.join(SMOKE, 'linear_internvit-tiny-fsdp_2xb2-300_ade20k-'
+                                             'sample-112x112.py'))
+    copy = launch.shape_model(cfg)
+    assert all(p.is_meta for p in copy.parameters())
+    state = init_model(cfg, None, device='cpu').state_dict()
+    fits = tmp_path / 'fits.pth'
+    torch.save({'state_dict': state}, fits)
+    launch.check_fits_before_loading(cfg, None, str(fits))
+    state['decode_head.conv_seg.weight'] = state['decode_head.conv_seg.weight'][:10]
+    misfit = tmp_path / 'misfit.pth'
+    torch.save({'state_dict': state}, misfit)
+    with pytest.raises(CheckpointMismatchError, match=r'decode_head\.conv_seg\.weight has shape '
+                       r'\(10, 96, 1, 1\) in the checkpoint but \(150, 96, 1, 1\)'):
+        launch.check_fits_before_loading(cfg, None, str(misfit))
+    # Folders of FSDP local shards are the strategy's to load.
+    shards = tmp_path / 'iter_2.pth'
+    shards.mkdir()
+    (shards / 'rank0.pth').write_bytes(b'')
+    launch.check_fits_before_loading(cfg, None, str(shards))

@@ -89,19 +89,32 @@ def check_folder_argument(flag: str, path: Optional[str]) -> None:
         raise ValueError(f'{flag} {path} is a file; give a folder (it is created if needed)')
 
 
-def check_fits_before_loading(runner, checkpoint: Optional[str]) -> None:
-    """Refuse a ``load_from`` / resume checkpoint that does not fit the runner's model.
+def check_fits_before_loading(cfg: Config, runner, checkpoint: Optional[str]) -> None:
+    """Refuse a ``load_from`` / resume checkpoint that does not fit the model.
 
-    mmengine loads them non-strictly (a random head would silently remain);
-    files are checked here by the strict whole-model loader, shapes only.
-    DeepSpeed folders are loaded by DeepSpeed itself, and a FlexibleRunner's
-    model does not exist before its strategy builds it: those are not checked.
+    mmengine loads them non-strictly (a random head would silently remain),
+    and so does its FSDP strategy; files and DeepSpeed folders are checked
+    here by the strict whole-model loader, shapes only. A FlexibleRunner's
+    model does not exist before its strategy builds it: a copy built from the
+    config on the meta device (no memory) is checked instead. Folders of
+    FSDP local shards are left to the strategy.
     """
-    model = unwrapped_model(runner)
-    if model is None or not checkpoint or '://' in checkpoint or not osp.isfile(checkpoint):
+    if not checkpoint or '://' in checkpoint or not osp.exists(checkpoint):
         return
     from mmseg_internvit.checkpoint import check_checkpoint_fits
-    check_checkpoint_fits(model, checkpoint)
+    from mmseg_internvit.checkpoint.consolidate import is_deepspeed_checkpoint
+    if osp.isdir(checkpoint) and not is_deepspeed_checkpoint(checkpoint):
+        return
+    model = unwrapped_model(runner) if runner is not None else None
+    check_checkpoint_fits(model if model is not None else shape_model(cfg), checkpoint)
+
+
+def shape_model(cfg: Config) -> torch.nn.Module:
+    """The config's model built on the meta device: its parameter names and
+    shapes, without memory or initialisation (a 6B model builds instantly)."""
+    from mmengine.registry import MODELS, DefaultScope
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope')), torch.device('meta'):
+        return MODELS.build(cfg.model)
 
 
 def init_cpu_process_group(launcher: str) -> None:

@@ -13,8 +13,8 @@ import os.path as osp
 from typing import List, Optional
 
 from .errors import ToolError
-from .launch import (adapt_for_testing, add_common_args, build_runner, check_folder_argument,
-                     enable_visualization, load_config, unwrapped_model)
+from .launch import (adapt_for_testing, add_common_args, build_runner, check_fits_before_loading,
+                     check_folder_argument, enable_visualization, load_config, unwrapped_model)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -43,6 +43,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                                                 if k not in cfg)
                         + ' (the ADE20K configs inherit both): drop --tta or add them')
     load_here = adapt_for_testing(cfg, args.checkpoint)
+    # Before anything is built or read: a misfit names its keys at once (a
+    # multi-process ZeRO-1/2 test lets DeepSpeed load, which would not).
+    check_fits_before_loading(cfg, None, args.checkpoint)
     if args.show_dir:
         enable_visualization(cfg, args.show_dir)
     if args.out:

@@ -50,6 +50,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     runner = build_runner(cfg)
     # mmengine loads `load_from` / resume checkpoints non-strictly: check the
     # fit first, so a checkpoint of another config fails before training.
-    check_fits_before_loading(runner, cfg.get('load_from'))
+    check_fits_before_loading(cfg, runner, cfg.get('load_from'))
     runner.train()
     return 0

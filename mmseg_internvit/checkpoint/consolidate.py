@@ -1,12 +1,13 @@
 """Turn a training checkpoint (DeepSpeed ZeRO folder, FSDP full, mmengine) into
 one safetensors file of the whole model."""
+import functools
 import glob
 import os.path as osp
-from typing import Dict
+from typing import Dict, Tuple
 
 import torch
 
-from .readers import CheckpointReadError, open_checkpoint
+from .readers import CheckpointReadError, TensorSource
 from .segmentor_keys import dataset_meta_from
 from .writer import check_output_path, save_safetensors
 
@@ -41,14 +42,61 @@ def unusable_folder(path: str) -> CheckpointReadError:
                                '(no *model_states.pt) nor a model folder.')
 
 
-def load_model_state(path: str) -> Dict[str, torch.Tensor]:
-    """The full model state dict (segmentor keys) stored at ``path``."""
-    if is_deepspeed_checkpoint(path):
-        return _deepspeed_state(path)
-    if osp.isdir(path):
-        raise unusable_folder(path)
-    source = open_checkpoint(path)
-    return {k: source[k] for k in source.keys()}
+def open_deepspeed_checkpoint(path: str) -> TensorSource:
+    """A DeepSpeed ZeRO folder as a lazy :class:`TensorSource`.
+
+    Names and shapes come from the model-states file alone (``param_shapes``
+    holds the full, unpartitioned shapes at every ZeRO stage), so checking
+    that the folder fits a model reads no weights; the first tensor asked for
+    reassembles the fp32 weights from the ZeRO partitions, once.
+    """
+    states = _read_model_states(path)
+    shapes: Dict[str, Tuple[int, ...]] = {}
+    for group in states.get('param_shapes') or []:
+        shapes.update({name: tuple(shape) for name, shape in group.items()})
+    shapes.update({name: tuple(shape) for name, shape in
+                   (states.get('frozen_param_shapes') or {}).items()})
+    module = states.get('module') or {}
+    for name in states.get('buffer_names') or []:
+        if isinstance(module.get(name), torch.Tensor):
+            shapes[name] = tuple(module[name].shape)
+    if not shapes:
+        raise CheckpointReadError(f'{path}: its model-states file lists no parameters '
+                                  '(param_shapes); it is not a DeepSpeed ZeRO checkpoint.')
+    weights = functools.lru_cache(maxsize=None)(lambda: _deepspeed_state(path))
+
+    def getter(name: str):
+        def get() -> torch.Tensor:
+            state = weights()
+            if name not in state:
+                raise CheckpointReadError(f'{path}: {name!r} is listed in its model states but '
+                                          'missing from the reassembled ZeRO partitions.')
+            return state[name]
+        return get
+
+    meta = states.get('meta')
+    return TensorSource(path, {name: getter(name) for name in shapes},
+                        {name: (lambda s=shape: s) for name, shape in shapes.items()},
+                        meta=meta if isinstance(meta, dict) else None)
+
+
+def _read_model_states(path: str) -> dict:
+    # Rank 0's file: mp_rank_00_model_states.pt (ZeRO-1/2) or
+    # zero_pp_rank_0_mp_rank_00_model_states.pt (ZeRO-3). It pickles DeepSpeed's
+    # own objects, so weights_only cannot read it; like DeepSpeed's reader
+    # above, it trusts what our training wrote. Memory-mapped: the module
+    # weights it holds at ZeRO-1/2 are not read.
+    files = sorted(glob.glob(osp.join(path, '*model_states.pt')))
+    try:
+        states = torch.load(files[0], map_location='cpu', weights_only=False, mmap=True)
+    except Exception as exc:  # torch raises many types for a broken pickle
+        raise CheckpointReadError(f'cannot read {files[0]}: {type(exc).__name__}: {exc}; the '
+                                  'DeepSpeed checkpoint is incomplete (a run killed while '
+                                  'saving?) or damaged.') from exc
+    if not isinstance(states, dict):
+        raise CheckpointReadError(f'{files[0]} holds a {type(states).__name__}, not DeepSpeed '
+                                  'model states.')
+    return states
 
 
 def consolidate_to_safetensors(src: str, dst: str, dtype: torch.dtype = None) -> int:
@@ -66,7 +114,7 @@ def consolidate_to_safetensors(src: str, dst: str, dtype: torch.dtype = None) ->
     for key in source.keys():  # cast one tensor at a time: no second full copy
         value = source[key]
         state[key] = value.to(dtype) if dtype is not None and value.is_floating_point() else value
-    # Classes and palette travel with the weights (DeepSpeed folders record none).
+    # Classes and palette travel with the weights.
     save_safetensors(state, dst, dataset_meta_from(source.meta))
     return len(state)
 

@@ -27,9 +27,9 @@ def open_model_checkpoint(path: str) -> TensorSource:
         loaded = CheckpointLoader.load_checkpoint(path, map_location='cpu', logger='silent')
         meta = loaded.get('meta') if isinstance(loaded, dict) else None
         return source_from_state_dict(path, unwrap_state_dict(loaded, path), meta)
-    from .consolidate import is_deepspeed_checkpoint, load_model_state, unusable_folder
+    from .consolidate import is_deepspeed_checkpoint, open_deepspeed_checkpoint, unusable_folder
     if is_deepspeed_checkpoint(path):
-        return source_from_state_dict(path, load_model_state(path))
+        return open_deepspeed_checkpoint(path)
     if osp.isdir(path):
         raise unusable_folder(path)
     return open_checkpoint(path)
