@@ -288,11 +288,13 @@ def export_segmentor(config: str, checkpoint: str, out: str,
 
     generator = torch.Generator().manual_seed(0)
     inputs = [torch.randn(s, generator=generator) for s in sample_shapes(export_shape, dynamic)]
-    references = _run_torch(graph, inputs)
     logits = None
-    if output == 'labels':
+    if output == 'labels':  # the labels graph is the argmax of the logits: run the model once
         logits = [outs[0] for outs in _run_torch(SegmentorGraph(model), inputs)]
-    names = output_names(graph, inputs[0])
+        references = [[sample_logits.argmax(dim=1)] for sample_logits in logits]
+    else:
+        references = _run_torch(graph, inputs)
+    names = output_names(graph, len(references[0]))
     dtype_name = str(compute_dtype).replace('torch.', '')
     metadata = build_metadata(
         cfg, cfg.get('test_pipeline') or cfg.test_dataloader.dataset.pipeline,

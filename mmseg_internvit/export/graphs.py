@@ -55,12 +55,10 @@ class BackboneGraph(nn.Module):
         return tuple(self.backbone(inputs))
 
 
-def output_names(graph: nn.Module, sample: torch.Tensor) -> List[str]:
-    """Names of the graph's outputs: ``logits``/``labels`` or ``features_0..n``."""
+def output_names(graph: nn.Module, count: int) -> List[str]:
+    """Names of the graph's ``count`` outputs: ``logits``/``labels`` or ``features_0..n``."""
     if isinstance(graph, SegmentorGraph):
         return [graph.output]
-    with torch.no_grad():
-        count = len(graph(sample[:1]))
     return [f'features_{i}' for i in range(count)]
 
 
