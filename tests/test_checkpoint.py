@@ -322,3 +322,25 @@ def test_missing_vision_shard_names_itself_and_its_keys(tmp_path, reference):
     assert f'Shard {missing} listed in' in msg and 'is missing' in msg
     assert 'mlp1.0.weight' in msg and 'vision_model.encoder.layers.' in msg
     assert_untouched(target, before)
+
+
+@pytest.mark.parametrize('arch', ['auto', None])
+def test_convert_tool_reads_its_source_once(tmp_path, reference, monkeypatch, arch):
+    """A legacy-format .pth is loaded whole: the arch check and the conversion
+    share one opening of SRC."""
+    from mmseg_internvit.apis import convert_checkpoint
+    from mmseg_internvit.checkpoint import readers
+    model, expected = reference
+    src = tmp_path / 'tiny.pth'
+    torch.save(model.state_dict(), src, _use_new_zipfile_serialization=False)
+    # The head count of a width no published model has (for --arch auto).
+    (tmp_path / 'config.json').write_text('{"hidden_size": 64, "num_attention_heads": 4}')
+    opened = []
+    real_open = readers._open_torch
+    monkeypatch.setattr(readers, '_open_torch', lambda path: opened.append(path) or
+                        real_open(path))
+    dst = tmp_path / 'out.safetensors'
+    argv = [str(src), str(dst)] + (['--arch', arch] if arch else [])
+    assert convert_checkpoint.main(argv) == 0
+    assert opened == [str(src)]
+    torch.testing.assert_close(_fresh(dst).eval()(X)[0], expected, atol=0, rtol=0)

@@ -53,35 +53,43 @@ def check_output(dst: str, src: str, overwrite: bool, suffixes) -> None:
         raise ToolError(f'{dst} exists; pass --overwrite to replace it')
 
 
-def check_arch(arch_name: str, src: str) -> dict:
-    """The arch SRC's backbone must fit, checked by shapes (no weights are read)."""
+def check_arch(arch_name: str, source) -> dict:
+    """The arch SRC's backbone must fit, checked by shapes (no weights are read).
+
+    Args:
+        arch_name: A preset, or ``'auto'``.
+        source: SRC, opened (a :class:`~mmseg_internvit.checkpoint.TensorSource`).
+    """
     import torch
 
     from mmseg_internvit.checkpoint import load_backbone_weights
     from mmseg_internvit.models.backbones.arch_zoo import resolve_arch
     from mmseg_internvit.models.backbones.intern_vit import InternViT
-    arch = resolve_arch(arch_name, src)
+    arch = resolve_arch(arch_name, source)
     with torch.device('meta'):  # shapes only: no memory for a 6B model
-        model = InternViT(arch=arch, init_cfg=dict(type='Pretrained', checkpoint=src))
-    load_backbone_weights(model, src, copy=False)
+        model = InternViT(arch=arch)
+    # With 'auto' this still checks that every tensor of the arch just read is there.
+    load_backbone_weights(model, source, copy=False)
     return arch
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    from mmseg_internvit.checkpoint import convert_segmentor, convert_to_safetensors
+    from mmseg_internvit.checkpoint import (convert_segmentor, convert_to_safetensors,
+                                            open_checkpoint)
     from mmseg_internvit.checkpoint.writer import MODEL_SUFFIXES, is_released_segmentor
     if not osp.exists(args.src):
         raise FileNotFoundError(f'SRC {args.src} does not exist')
     check_output(args.dst, args.src, args.overwrite, MODEL_SUFFIXES)
-    whole_model = args.dst.endswith('.pth') or is_released_segmentor(args.src)
+    source = open_checkpoint(args.src)  # once: a legacy-format .pth is read whole
+    whole_model = args.dst.endswith('.pth') or is_released_segmentor(source)
     if args.arch and not whole_model:
-        check_arch(args.arch, args.src)
+        check_arch(args.arch, source)
     dtype = to_torch_dtype(args.dtype) if args.dtype else None
     if whole_model:
-        count = convert_segmentor(args.src, args.dst, dtype)
+        count = convert_segmentor(source, args.dst, dtype)
         done = f'{count} tensors, source format: upstream-segmentor'
     else:
-        done = f'source format: {convert_to_safetensors(args.src, args.dst, dtype)}'
+        done = f'source format: {convert_to_safetensors(source, args.dst, dtype)}'
     print(f'wrote {args.dst} ({done})')
     return 0

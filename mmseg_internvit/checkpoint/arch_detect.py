@@ -11,10 +11,10 @@ Where a ``config.json`` and the tensors disagree, that is an error.
 """
 import math
 import re
-from typing import Dict, Optional
+from typing import Dict, Optional, Union
 
 from .key_maps import backbone_key_map
-from .readers import (CheckpointReadError, TensorSource, open_checkpoint, read_config_json,
+from .readers import (CheckpointReadError, TensorSource, as_source, read_config_json,
                       renamed_source)
 
 # Heads of the published InternViT widths (InternViT-6B: 3200, InternViT-300M: 1024).
@@ -89,12 +89,13 @@ def arch_from_tensors(source: TensorSource, patch_size: int, where: str) -> Dict
     return arch
 
 
-def read_arch(path: str, patch_size: int = 14, overrides: Optional[dict] = None) -> dict:
+def read_arch(path: Union[str, TensorSource], patch_size: int = 14,
+              overrides: Optional[dict] = None) -> dict:
     """The full InternViT arch dict (the keys of ``ARCH_KEYS``) of a checkpoint.
 
     Args:
-        path: Any checkpoint the backbone loader reads (file or model folder);
-            a ``config.json`` in its folder is used too.
+        path: Any checkpoint the backbone loader reads (file or model folder,
+            or one already opened); a ``config.json`` in its folder is used too.
         patch_size: The model's patch side.
         overrides: Arch keys stated by the caller (e.g. ``num_heads`` for a
             width with no published model and no ``config.json``); they win.
@@ -104,7 +105,8 @@ def read_arch(path: str, patch_size: int = 14, overrides: Optional[dict] = None)
             ``config.json`` contradicts its tensors, or the head count is
             unknown.
     """
-    source = open_checkpoint(path)
+    source = as_source(path)
+    path = path if isinstance(path, str) else source.description
     key_map = backbone_key_map(source.keys())
     ours = renamed_source(source, key_map.mapping)
     arch = arch_from_tensors(ours, patch_size, path)

@@ -10,13 +10,13 @@ the InternViT that owns it instead of counting as a mismatch.
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Mapping, Optional
+from typing import Callable, Dict, List, Mapping, Optional, Union
 
 import torch
 import torch.nn as nn
 
 from .key_maps import backbone_key_map
-from .readers import KeySpec, TensorSource, open_checkpoint, renamed_source
+from .readers import KeySpec, TensorSource, as_source, renamed_source
 
 _BLOCK_RE = re.compile(r'^blocks\.(\d+)\.')
 _NUMBER = re.compile(r'(?<=\.)(\d+)(?=\.)')
@@ -212,7 +212,7 @@ def load_checked(model: nn.Module, source: TensorSource, origin: Mapping[str, Ke
     return report
 
 
-def load_backbone_weights(model: nn.Module, path: str, prefix: str = '',
+def load_backbone_weights(model: nn.Module, path: Union[str, TensorSource], prefix: str = '',
                           copy: bool = True) -> str:
     """Copy every backbone tensor of ``path`` into ``model``, or raise.
 
@@ -226,7 +226,7 @@ def load_backbone_weights(model: nn.Module, path: str, prefix: str = '',
     Args:
         model: An InternViT (or any module whose state dict uses our names).
         path: Checkpoint file or Hugging Face model folder (any format of
-            :data:`~mmseg_internvit.checkpoint.FORMATS`).
+            :data:`~mmseg_internvit.checkpoint.FORMATS`), or one already opened.
         prefix: Backbone prefix inside an mmengine checkpoint (auto if empty).
         copy: False only checks keys and shapes (the model may live on the
             meta device).
@@ -234,7 +234,7 @@ def load_backbone_weights(model: nn.Module, path: str, prefix: str = '',
     Returns:
         The detected checkpoint format.
     """
-    source = open_checkpoint(path)
+    source = as_source(path)
     key_map = backbone_key_map(source.keys(), prefix=prefix)
     ours = renamed_source(source, key_map.mapping)
     header = (f'Checkpoint {source.description} (format {key_map.format!r}) does not match '

@@ -115,6 +115,12 @@ def open_checkpoint(path: str) -> TensorSource:
     return _open_torch(path)
 
 
+def as_source(checkpoint: Union[str, TensorSource]) -> TensorSource:
+    """``checkpoint`` itself if already open, else :func:`open_checkpoint` of it
+    (callers that read one file several times open it once)."""
+    return checkpoint if isinstance(checkpoint, TensorSource) else open_checkpoint(checkpoint)
+
+
 def read_config_json(checkpoint: str) -> Optional[dict]:
     """The Hugging Face ``config.json`` of a checkpoint: in its folder, or beside
     its file (None if there is none). Only the arch detection reads it, so a

@@ -1,7 +1,7 @@
 """Write state dicts (backbone or whole model) as checkpoint files of this project."""
 import json
 import os
-from typing import Mapping, Optional, Sequence
+from typing import Mapping, Optional, Sequence, Union
 
 import torch
 from safetensors.torch import save_file
@@ -9,7 +9,7 @@ from safetensors.torch import save_file
 from mmseg_internvit.atomic_io import atomic_path
 from .key_maps import MMENGINE_PREFIX, backbone_key_map
 from .loader import CheckpointMismatchError, MatchReport, mismatch_message
-from .readers import DATASET_META_KEY, open_checkpoint, renamed_source
+from .readers import DATASET_META_KEY, TensorSource, as_source, renamed_source
 from .segmentor_keys import dataset_meta_from, segmentor_key_map
 
 FORMAT_TAG = 'mmseg_internvit-backbone'
@@ -67,14 +67,17 @@ def _cast(tensor: torch.Tensor, dtype: Optional[torch.dtype]) -> torch.Tensor:
     return tensor.to(dtype) if dtype is not None and tensor.is_floating_point() else tensor
 
 
-def convert_to_safetensors(src: str, dst: str, dtype: torch.dtype = None) -> str:
-    """Convert any supported checkpoint's backbone to a safetensors file.
+def convert_to_safetensors(src: Union[str, TensorSource], dst: str,
+                           dtype: torch.dtype = None) -> str:
+    """Convert any supported checkpoint's backbone (a path, or a checkpoint
+    already opened) to a safetensors file.
 
     Returns:
         The format detected in ``src``.
     """
     check_output_path(dst)
-    source = open_checkpoint(src)
+    source = as_source(src)
+    src = source.description
     key_map = backbone_key_map(source.keys())
     if key_map.incomplete:
         report = MatchReport(incomplete=key_map.incomplete)
@@ -90,19 +93,19 @@ def convert_to_safetensors(src: str, dst: str, dtype: torch.dtype = None) -> str
     return key_map.format
 
 
-def is_released_segmentor(src: str) -> bool:
+def is_released_segmentor(src: Union[str, TensorSource]) -> bool:
     """Whether ``src`` is a segmentor in the released upstream (mmseg 0.30) layout."""
-    return segmentor_key_map(open_checkpoint(src).keys())[0] == 'upstream-segmentor'
+    return segmentor_key_map(as_source(src).keys())[0] == 'upstream-segmentor'
 
 
-def convert_segmentor(src: str, dst: str, dtype: torch.dtype = None) -> int:
+def convert_segmentor(src: Union[str, TensorSource], dst: str, dtype: torch.dtype = None) -> int:
     """Write a released upstream segmentor as a checkpoint of our layout.
 
     Keys are renamed to our configs' (FPN -> ``neck.scales``, linear-probe
     BN -> ``decode_head.bn``), ``CLASSES``/``PALETTE`` become ``dataset_meta``.
 
     Args:
-        src: The released ``.pth``.
+        src: The released ``.pth`` (its path, or the checkpoint already opened).
         dst: ``.safetensors`` or ``.pth`` output (mmengine layout).
         dtype: Cast floating tensors (default: keep; upstream's backbone is bf16).
 
@@ -110,7 +113,8 @@ def convert_segmentor(src: str, dst: str, dtype: torch.dtype = None) -> int:
         The number of tensors written.
     """
     check_output_path(dst, MODEL_SUFFIXES)
-    source = open_checkpoint(src)
+    source = as_source(src)
+    src = source.description
     fmt, mapping = segmentor_key_map(source.keys())
     if fmt != 'upstream-segmentor':
         raise ValueError(f'{src} is not a released upstream segmentor (no backbone.up1..4 FPN '

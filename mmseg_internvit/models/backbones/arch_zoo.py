@@ -1,6 +1,9 @@
 """InternViT architecture presets and how an ``arch`` argument becomes a full
 arch dict (a preset name, a user dict, or ``'auto'`` read from a checkpoint)."""
-from typing import Dict, Optional, Union
+from typing import TYPE_CHECKING, Dict, Optional, Union
+
+if TYPE_CHECKING:  # the checkpoint package is imported only when 'auto' reads one
+    from mmseg_internvit.checkpoint.readers import TensorSource
 
 ARCH_KEYS = ('embed_dims', 'num_layers', 'num_heads', 'feedforward_channels',
              'qk_normalization', 'norm_type', 'qkv_bias', 'layer_scale_init',
@@ -28,12 +31,13 @@ def is_auto_arch(arch: Union[str, dict]) -> bool:
     return arch == 'auto' or (isinstance(arch, dict) and bool(arch.get('auto')))
 
 
-def resolve_arch(arch: Union[str, dict], checkpoint: Optional[str] = None,
+def resolve_arch(arch: Union[str, dict], checkpoint: Union[str, 'TensorSource', None] = None,
                  patch_size: int = 14) -> dict:
     """Return the full arch dict for a preset name, a user dict or ``'auto'``.
 
     ``'auto'`` (or a dict with ``auto=True`` plus the arch keys it fixes, e.g.
-    ``num_heads``) reads the architecture from ``checkpoint``.
+    ``num_heads``) reads the architecture from ``checkpoint`` (a path, or a
+    checkpoint already opened).
     """
     if is_auto_arch(arch):
         if not checkpoint:
