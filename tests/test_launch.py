@@ -118,3 +118,28 @@ def test_flexible_runner_checkpoint_checked_on_a_meta_copy(tmp_path):
     shards.mkdir()
     (shards / 'rank0.pth').write_bytes(b'')
     launch.check_fits_before_loading(cfg, None, str(shards))
+
+
+def test_shape_model_of_a_backbone_that_cannot_be_built_on_meta(tmp_path):
+    """mmseg's ViT reads its drop-path rates with .item(): its shape check is
+    built on the CPU, and tools/test.py's fit check still works for it."""
+    from mmseg.apis import init_model
+
+    from mmseg_internvit import register_all_modules
+    from mmseg_internvit.checkpoint import CheckpointMismatchError
+    register_all_modules()
+    cfg = Config(dict(default_scope='mmseg', model=dict(
+        type='EncoderDecoder', data_preprocessor=dict(type='SegDataPreProcessor'),
+        backbone=dict(type='VisionTransformer', img_size=32, patch_size=8, embed_dims=16,
+                      num_layers=2, num_heads=2, drop_path_rate=0.1),
+        decode_head=dict(type='FCNHead', in_channels=16, channels=8, num_convs=1,
+                         num_classes=3, in_index=-1))))
+    copy = launch.shape_model(cfg)
+    assert copy.backbone.layers[1].ffn.layers[0][0].weight.shape == (64, 16)
+    state = init_model(cfg, None, device='cpu').state_dict()
+    path = tmp_path / 'vit.pth'
+    torch.save({'state_dict': state}, path)
+    launch.check_fits_before_loading(cfg, None, str(path))
+    cfg.model.decode_head.num_classes = 4
+    with pytest.raises(CheckpointMismatchError, match='conv_seg'):
+        launch.check_fits_before_loading(cfg, None, str(path))

@@ -110,11 +110,18 @@ def check_fits_before_loading(cfg: Config, runner, checkpoint: Optional[str]) ->
 
 
 def shape_model(cfg: Config) -> torch.nn.Module:
-    """The config's model built on the meta device: its parameter names and
-    shapes, without memory or initialisation (a 6B model builds instantly)."""
+    """The config's model for a shape check: built on the meta device (no
+    memory, a 6B model builds instantly) where its constructor allows."""
     from mmengine.registry import MODELS, DefaultScope
-    with DefaultScope.overwrite_default_scope(cfg.get('default_scope')), torch.device('meta'):
-        return MODELS.build(cfg.model)
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
+        try:
+            with torch.device('meta'):
+                return MODELS.build(cfg.model)
+        except (RuntimeError, NotImplementedError):
+            # Some constructors read tensor values (mmseg's ViT and Swin take
+            # their drop-path rates with .item()), which meta tensors do not
+            # have: build those on the CPU.
+            return MODELS.build(cfg.model)
 
 
 def init_cpu_process_group(launcher: str) -> None:
