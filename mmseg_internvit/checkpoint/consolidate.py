@@ -63,7 +63,7 @@ def open_deepspeed_checkpoint(path: str) -> TensorSource:
     if not shapes:
         raise CheckpointReadError(f'{path}: its model-states file lists no parameters '
                                   '(param_shapes); it is not a DeepSpeed ZeRO checkpoint.')
-    weights = functools.lru_cache(maxsize=None)(lambda: _deepspeed_state(path))
+    weights = functools.cache(lambda: _deepspeed_state(path))
 
     def getter(name: str):
         def get() -> torch.Tensor:

@@ -80,21 +80,19 @@ def prepare_config(config: Union[str, Config], tile: Optional[Sequence[int]] = N
                 raise ValueError(f'crops per forward must be >= 1, got {crop_batch}')
             test_cfg['batch_size'] = crop_batch
     model.test_cfg = test_cfg
-    if dtype is not None:
-        dtype = dtype_name(dtype)
-        vit = internvit_config(model.get('backbone'))
+    # --dtype and --compile are arguments of the InternViT (an adapter's ViT).
+    vit = internvit_config(model.get('backbone'))
+    for flag, key, value, what in (
+            ('--dtype', 'dtype', None if dtype is None else dtype_name(dtype),
+             "sets the dtype of an InternViT backbone (or an adapter's ViT)"),
+            ('--compile', 'compile', compile or None, 'compiles the blocks of an InternViT '
+                                                      'backbone')):
+        if value is None:
+            continue
         if vit is None:
-            raise ValueError("--dtype sets the dtype of an InternViT backbone (or an adapter's "
-                             f"ViT), but model.backbone is "
-                             f"{(model.get('backbone') or {}).get('type')!r}; drop --dtype")
-        vit['dtype'] = dtype
-    if compile:
-        vit = internvit_config(model.get('backbone'))
-        if vit is None:
-            raise ValueError('--compile compiles the blocks of an InternViT backbone, but '
-                             f"model.backbone is {(model.get('backbone') or {}).get('type')!r}; "
-                             'drop --compile for this config')
-        vit['compile'] = True
+            raise ValueError(f"{flag} {what}, but model.backbone is "
+                             f"{(model.get('backbone') or {}).get('type')!r}; drop {flag}")
+        vit[key] = value
     # The checkpoint holds every weight: do not read the backbone's pretrained
     # file, except to learn its architecture from the checkpoint itself.
     backbone = model.get('backbone')
