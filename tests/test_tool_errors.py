@@ -63,6 +63,9 @@ class Files:
         self.empty_zero = root / 'iter_4.pth'
         self.empty_zero.mkdir()
         (self.empty_zero / 'zero_pp_rank_0_mp_rank_00_optim_states.pt').write_bytes(b'')
+        self.broken_zero = root / 'broken_zero' / 'iter_4.pth'
+        self.broken_zero.mkdir(parents=True)
+        (self.broken_zero / 'mp_rank_00_model_states.pt').write_bytes(b'PK\x03\x04 cut short')
         self.image = str(root / 'photo.png')
         Image.fromarray(np.full((40, 60, 3), 90, np.uint8)).save(self.image)
         # A copy of the sample data with one broken annotation.
@@ -125,6 +128,10 @@ CASES = [
     Case('ZeRO folder without model states', 'test',
          lambda f: [LINEAR, str(f.empty_zero), '--work-dir', f.work('t4'), *f.data_options()],
          r'iter_4\.pth is a folder but neither a DeepSpeed checkpoint'),
+    Case('ZeRO folder with a damaged model-states file', 'test',
+         lambda f: [ZERO2, str(f.broken_zero), '--work-dir', f.work('t6'), *f.data_options()],
+         r'cannot read .*iter_4\.pth/mp_rank_00_model_states\.pt: .*the DeepSpeed checkpoint '
+         r'is incomplete \(a run killed while saving\?\) or damaged'),
     Case('--tta with a config without TTA', 'test',
          lambda f: [DETECTION, f.linear, '--tta', '--work-dir', f.work('t5')],
          r'--tta needs tta_model and tta_pipeline .*mask-rcnn.*has no tta_model or tta_pipeline'),
