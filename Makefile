@@ -20,7 +20,7 @@ PYTEST_ARGS ?=
 
 install: $(STAMP)
 
-$(STAMP): Makefile requirements.txt requirements-deepspeed.txt setup.py tools/install/build_mmcv_wheel.sh tools/install/install_mmcv.sh
+$(STAMP): Makefile requirements.txt requirements-deepspeed.txt setup.py tools/install/build_mmcv_wheel.sh tools/install/download_sdist.sh tools/install/install_mmcv.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q torch==$(TORCH_VERSION) torchvision==$(TORCHVISION_VERSION)
 	# mmcv's build needs pkg_resources (setuptools < 81) and must see torch.

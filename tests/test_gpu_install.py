@@ -125,6 +125,46 @@ def test_bundle_refuses_unknown_modes_and_missing_folders(tmp_path):
     assert proc.returncode == 2 and 'is not a folder' in proc.stderr
 
 
+DOWNLOAD_SDIST = os.path.join(ROOT, 'tools', 'install', 'download_sdist.sh')
+# A stand-in interpreter: `-m pip download --help` prints $PIP_HELP; any other
+# call records its arguments and the constraints it was given (flag or env).
+FAKE_PYTHON = '''#!/usr/bin/env bash
+if [[ " $* " == *" --help "* ]]; then echo "$PIP_HELP"; exit 0; fi
+echo "$*" > "$RECORD"
+while [ $# -gt 0 ]; do
+  [ "$1" = --build-constraint ] && echo "flag: $(cat "$2")" >> "$RECORD"
+  shift
+done
+[ -n "${PIP_CONSTRAINT:-}" ] && echo "env: $(cat "$PIP_CONSTRAINT")" >> "$RECORD"
+exit 0
+'''
+
+
+@pytest.mark.parametrize('pip_help', ['  --build-constraint <file>  Constrain build deps',
+                                      '  -c, --constraint <file>  Constrain versions'])
+def test_sdists_download_with_setuptools_below_81_in_the_build_env(tmp_path, pip_help):
+    """mmcv 2.1.0's setup.py needs pkg_resources even for `pip download`: every pip
+    generation gets setuptools < 81 for the build environment it makes."""
+    fake = tmp_path / 'python'
+    fake.write_text(FAKE_PYTHON)
+    fake.chmod(0o755)
+    record = tmp_path / 'record'
+    proc = subprocess.run(['bash', DOWNLOAD_SDIST, str(fake), str(tmp_path / 'dest'),
+                           'mmcv==2.1.0'], capture_output=True, text=True,
+                          env=dict(os.environ, PIP_HELP=pip_help, RECORD=str(record)))
+    assert proc.returncode == 0, proc.stderr
+    args, *env = record.read_text().splitlines()
+    assert args.startswith('-m pip download') and args.endswith('mmcv==2.1.0')
+    assert '--no-binary :all: --use-pep517' in args
+    if 'build-constraint' in pip_help:  # newer pips: the flag (the env var no longer reaches)
+        assert env == ['flag: setuptools<81']
+    else:
+        assert env == ['env: setuptools<81']
+    usage = subprocess.run(['bash', DOWNLOAD_SDIST, str(fake), str(tmp_path)],
+                           capture_output=True, text=True)
+    assert usage.returncode == 2 and 'usage: download_sdist.sh' in usage.stderr
+
+
 LANE = os.path.join(ROOT, 'tools', 'gpu', 'run_gpu_lane.sh')
 
 

@@ -21,7 +21,7 @@ if [ -n "${MMCV_SDIST:-}" ]; then
   [ -f "$MMCV_SDIST" ] || { echo "MMCV_SDIST=$MMCV_SDIST does not exist" >&2; exit 1; }
   cp "$MMCV_SDIST" "$work/mmcv-$VERSION.tar.gz"
 else
-  "$PY" -m pip download -q --no-deps --no-binary :all: "mmcv==$VERSION" -d "$work"
+  bash "$(dirname "$0")/download_sdist.sh" "$PY" "$work" "mmcv==$VERSION"
 fi
 tar xzf "$work/mmcv-$VERSION.tar.gz" -C "$work"
 src="$work/mmcv-$VERSION"

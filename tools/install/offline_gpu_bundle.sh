@@ -64,7 +64,7 @@ download() {
   "${PYTHON:-python3}" -m pip download -q "${target[@]}" -d "$dir/large" $(requirements large)
   local sdists=("mmcv==$MMCV_VERSION")
   [ "$deepspeed" = 1 ] && sdists+=("$(requirements sdist | grep '^deepspeed==')")
-  "${PYTHON:-python3}" -m pip download -q --no-deps --no-binary :all: -d "$dir" "${sdists[@]}"
+  bash "$here/download_sdist.sh" "${PYTHON:-python3}" "$dir" "${sdists[@]}"
   echo "$(ls "$dir" | grep -c '\.whl$') wheels + $(ls "$dir" | grep -c '\.tar\.gz$') sdists in $dir ($(du -sh "$dir" --exclude=large | cut -f1)); large/ ($(du -sh "$dir/large" | cut -f1)): $(ls "$dir/large")"
 }
 
