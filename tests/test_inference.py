@@ -14,6 +14,8 @@ from PIL import Image
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMOKE = os.path.join(ROOT, 'configs', 'smoke',
                      'linear_internvit-tiny_1xb4-300_ade20k-sample-112x112.py')
+ADAPTER = os.path.join(os.path.dirname(SMOKE),
+                       'upernet_internvit-tiny-adapter_1xb4-300_ade20k-sample-112x112.py')
 NUM_CLASSES = 150
 
 
@@ -202,6 +204,33 @@ def test_segmenter_api(smoke_checkpoint, tmp_path):
                                                                    (1, 60, 90)]
     assert torch.equal(results[0].pred_sem_seg.data, results[2].pred_sem_seg.data)
     assert seg.classes[0] == 'wall' and len(seg.palette) == NUM_CLASSES
+
+
+def test_segmenter_reads_no_pretrained_file_of_an_adapter_vit(tmp_path):
+    """An adapter's ViT names a pretrained file that is not here: the whole-model
+    checkpoint is all Segmenter reads, and arch='auto' inside the adapter is read from it."""
+    from mmengine.config import Config
+    from mmseg.apis import init_model
+
+    from mmseg_internvit.inference import Segmenter, prepare_config
+    config = Config.fromfile(ADAPTER)
+    missing = str(tmp_path / 'absent' / 'InternViT-6B.pth')
+    config.model.backbone.vit.init_cfg = dict(type='Pretrained', checkpoint=missing)
+    cfg = prepare_config(config)
+    assert cfg.model.backbone.vit.init_cfg is None and cfg.model.backbone.get('init_cfg') is None
+    torch.manual_seed(0)
+    reference = init_model(cfg, None, device='cpu').eval()
+    checkpoint = str(tmp_path / 'adapter.pth')
+    torch.save({'state_dict': reference.state_dict()}, checkpoint)
+    # Published widths have a head count; this tiny one names it.
+    config.model.backbone.vit.arch = dict(auto=True, num_heads=4)
+    assert prepare_config(config, checkpoint=checkpoint).model.backbone.vit.init_cfg == \
+        dict(type='Pretrained', checkpoint=checkpoint)
+    seg = Segmenter(config, checkpoint, device='cpu')
+    assert seg.model.backbone.vit.embed_dims == 64 and len(seg.model.backbone.vit.blocks) == 4
+    image = gradient_rgb()
+    expected = Segmenter(ADAPTER, checkpoint, device='cpu')([image])[0]
+    assert torch.equal(seg([image])[0].pred_sem_seg.data, expected.pred_sem_seg.data)
 
 
 def test_checkpoint_head_mismatch_stops_before_processing(tmp_path, smoke_checkpoint, capsys):

@@ -93,15 +93,18 @@ def prepare_config(config: Union[str, Config], tile: Optional[Sequence[int]] = N
             raise ValueError(f"{flag} {what}, but model.backbone is "
                              f"{(model.get('backbone') or {}).get('type')!r}; drop {flag}")
         vit[key] = value
-    # The checkpoint holds every weight: do not read the backbone's pretrained
-    # file, except to learn its architecture from the checkpoint itself.
+    # The checkpoint holds every weight: read no pretrained file (the backbone's,
+    # or an adapter's ViT's, which may not exist here), except that an InternViT
+    # with arch='auto' learns its architecture from the checkpoint itself.
     backbone = model.get('backbone')
-    if isinstance(backbone, dict) and is_auto_arch(backbone.get('arch')):
+    if isinstance(backbone, dict) and 'init_cfg' in backbone:
+        backbone.init_cfg = None
+    if vit is not None and is_auto_arch(vit.get('arch')):
         if checkpoint is None:
             raise ValueError("the backbone's arch='auto' needs the checkpoint to read it from")
-        backbone.init_cfg = dict(type='Pretrained', checkpoint=str(checkpoint))
-    elif isinstance(backbone, dict) and 'init_cfg' in backbone:
-        backbone.init_cfg = None
+        vit['init_cfg'] = dict(type='Pretrained', checkpoint=str(checkpoint))
+    elif vit is not None:
+        vit['init_cfg'] = None
     return cfg
 
 
