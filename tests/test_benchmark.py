@@ -206,18 +206,23 @@ def test_load6b_on_tiny_arch(tmp_path):
 
 
 # A stand-in for InternVL's segmentation/mmseg_custom/models/backbones/intern_vit_6b.py,
-# written from its documented interface: the InternViT6B constructor arguments, the
-# timm-style parameter names (our blocks use the same ones), a fixed position grid
-# of img_size / patch_size added as it is, and a list of float NCHW maps of
-# out_indices. It tests the peer plumbing (import by path, shared weights, position
-# grid per size), not upstream's arithmetic.
+# written from its documented interface: the mmcv 1.x / mmseg 0.x names it imports,
+# the InternViT6B constructor arguments, the timm-style parameter names (our blocks
+# use the same ones), a fixed position grid of img_size / patch_size added as it is,
+# and a list of float NCHW maps of out_indices. It tests the peer plumbing (import by
+# path beside mmcv 2 / mmseg 1, shared weights, position grid per size), not
+# upstream's arithmetic.
 UPSTREAM_STANDIN = """
 import torch
 import torch.nn as nn
+from mmcv.runner import BaseModule
+from mmseg.models.builder import BACKBONES
+from mmseg.utils import get_root_logger
 from mmseg_internvit.models.layers import InternViTBlock
 
 
-class InternViT6B(nn.Module):
+@BACKBONES.register_module()
+class InternViT6B(BaseModule):
     def __init__(self, in_chans=3, patch_size=14, img_size=224, pretrain_size=224,
                  qkv_bias=False, drop_path_rate=0.0, embed_dim=3200, num_heads=25,
                  mlp_ratio=4, init_values=0.1, qk_normalization=True, depth=48,
@@ -290,16 +295,34 @@ def test_peers_in_the_checkpointed_training_step(tmp_path):
             assert run['agreement']['relative_diff'] <= 1e-5
 
 
-def test_upstream_file_that_needs_mmcv1_is_refused_by_name(tmp_path):
+def test_upstream_file_gets_its_mm0_names_only_while_it_is_imported(tmp_path):
+    import mmseg.utils
+    from mmengine.model import BaseModule
+
+    from mmseg_internvit.benchmark.peers import MM0_NAMES, load_upstream_class
     upstream = tmp_path / 'intern_vit_6b.py'
-    upstream.write_text('from mmcv.runner import BaseModule\n')
-    proc = run_tool('--arch', TINY_JSON, '--size', '56', '56', '--peer', 'upstream',
-                    '--peer-file', str(upstream), *FAST, expect_ok=False)
-    assert proc.returncode == 2
-    (line,) = proc.stderr.strip().splitlines()[-1:]
+    upstream.write_text(UPSTREAM_STANDIN)
+    before = {name: sys.modules.get(name) for name in MM0_NAMES}
+    cls = load_upstream_class(str(upstream))
+    assert cls.__name__ == 'InternViT6B' and issubclass(cls, BaseModule)
+    assert {name: sys.modules.get(name) for name in MM0_NAMES} == before
+    assert sys.modules['mmseg.utils'] is mmseg.utils and 'mmcv.runner' not in sys.modules
+    from mmseg.registry import MODELS
+    assert MODELS.get('InternViT6B') is None  # its registrar registers nothing
+
+
+def test_upstream_file_that_needs_more_of_mmseg0_is_refused_by_name(tmp_path, capsys):
+    upstream = tmp_path / 'intern_vit_6b.py'
+    upstream.write_text('from mmseg.core import add_prefix\n' + UPSTREAM_STANDIN)
+    code, err = run_in_process(capsys, '--arch', TINY_JSON, '--size', '56', '56', '--peer',
+                               'upstream', '--peer-file', str(upstream), *FAST)
+    assert code == 2
+    (line,) = err.strip().splitlines()[-1:]
     assert line.startswith(f'error: the upstream InternViT-6B code in {upstream} cannot be '
                            'imported')
-    assert "No module named 'mmcv.runner'" in line and 'mmcv-full 1.x, mmseg 0.x' in line
+    assert "No module named 'mmseg.core'" in line and 'mmcv-full 1.x, mmseg 0.x' in line
+    assert 'mmcv.runner.BaseModule, mmseg.models.builder.BACKBONES, ' \
+        'mmseg.utils.get_root_logger are provided' in line
 
 
 SLIDE_CONFIG = os.path.join(REPO, 'configs', 'smoke',

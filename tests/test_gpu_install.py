@@ -201,3 +201,13 @@ def test_lane_dry_run_plans_every_phase_within_the_budget(tmp_path):
     assert [line.split()[0] for line in serial.stdout.splitlines()] == \
         ['build-mmcv', 'check-install', 'tests-backbone', 'tests-segmentation',
          'install-deepspeed', 'tests-distributed']
+    # InternVL's file carried in the bundle adds the upstream rows, after the tests.
+    bundle = tmp_path / 'bundle'
+    (bundle / 'upstream').mkdir(parents=True)
+    (bundle / 'upstream' / 'intern_vit_6b.py').write_text('# carried\n')
+    carried = lane('--dry-run', '--bundle', bundle, '--only', 'bench,tests',
+                   '--out', tmp_path / 'u')
+    assert [line.split()[0] for line in carried.stdout.splitlines()][-3:] == \
+        ['tests-distributed', 'bench-fwd-b8-upstream', 'bench-train-cp-b2-upstream']
+    assert f"--peer upstream --peer-file {bundle / 'upstream' / 'intern_vit_6b.py'}" \
+        in carried.stdout

@@ -10,9 +10,12 @@ output difference comes from the code, not from the weights. Each peer returns
 what our backbone returns, a tuple with the last block's patch tokens as a
 float32 NCHW map, so the same benchmark steps time all of them.
 """
+import contextlib
 import importlib.util
 import os
-from typing import Callable, Dict, Optional, Tuple
+import sys
+import types
+from typing import Callable, Dict, Iterator, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -127,8 +130,57 @@ def _transformers_state(ours: InternViT, peer: nn.Module) -> Dict[str, torch.Ten
     return state
 
 
+# What the upstream file imports from mmcv 1.x / mmseg 0.x, which mmcv 2 and
+# mmseg 1 no longer have, and what stands in for it while the file is imported:
+# mmengine's BaseModule (mmcv.runner's, moved), a registrar that registers
+# nothing (the class is taken from the module, not from a registry, so
+# mmseg's own registry is left alone) and mmengine's logger.
+MM0_NAMES = {'mmcv.runner': ('BaseModule',), 'mmseg.models.builder': ('BACKBONES',),
+             'mmseg.utils': ('get_root_logger',)}
+
+
+class _Registrar:
+    """``BACKBONES`` of mmseg 0.x as far as a decorator needs it."""
+
+    @staticmethod
+    def register_module(*args, **kwargs) -> Callable[[type], type]:
+        return lambda cls: cls
+
+
+@contextlib.contextmanager
+def _mm0_names() -> Iterator[None]:
+    """Give the names of :data:`MM0_NAMES` to imports made inside the block.
+
+    Each module name maps to a stand-in module in ``sys.modules`` (a dotted
+    name found there is not looked up further), and the previous entries are
+    put back afterwards, so nothing outside the block sees the stand-ins.
+    """
+    from mmengine.logging import MMLogger
+    from mmengine.model import BaseModule
+    values = {'BaseModule': BaseModule, 'BACKBONES': _Registrar(),
+              'get_root_logger': lambda *args, **kwargs: MMLogger.get_current_instance()}
+    saved = {name: sys.modules.get(name) for name in MM0_NAMES}
+    for name, attributes in MM0_NAMES.items():
+        module = types.ModuleType(name)
+        for attribute in attributes:
+            setattr(module, attribute, values[attribute])
+        sys.modules[name] = module
+    try:
+        yield
+    finally:
+        for name, module in saved.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
+
+
 def load_upstream_class(path: str) -> type:
     """``InternViT6B`` from a file of InternVL's segmentation code, imported as it is.
+
+    The file is written for mmcv 1.x and mmseg 0.x; the three names it takes
+    from them (:data:`MM0_NAMES`) are given their mmengine equivalents while it
+    is imported, so it runs beside mmcv 2 / mmseg 1, or with neither installed.
 
     Args:
         path: ``segmentation/mmseg_custom/models/backbones/intern_vit_6b.py`` of
@@ -136,7 +188,7 @@ def load_upstream_class(path: str) -> type:
 
     Raises:
         PeerUnavailable: the file is missing, does not define the class, or
-            cannot be imported here (it needs mmcv 1.x and mmseg 0.x).
+            imports something else that is not installed here.
     """
     if not os.path.isfile(path):
         raise PeerUnavailable(f'--peer-file {path} does not exist: give the path of InternVL\'s '
@@ -144,15 +196,16 @@ def load_upstream_class(path: str) -> type:
     spec = importlib.util.spec_from_file_location('upstream_intern_vit_6b', path)
     module = importlib.util.module_from_spec(spec)
     try:
-        spec.loader.exec_module(module)
+        with _mm0_names():
+            spec.loader.exec_module(module)
     except ImportError as exc:
         raise PeerUnavailable(
             f'the upstream InternViT-6B code in {path} cannot be imported with this Python\'s '
-            f'packages ({type(exc).__name__}: {exc}). It is written for mmcv 1.x '
-            '(mmcv.runner) and mmseg 0.x (mmseg.models.builder); this package runs on mmcv 2 / '
-            'mmseg 1 or without them. Run --peer upstream in the upstream segmentation '
-            'environment (mmcv-full 1.x, mmseg 0.x, plus torch, timm and mmengine) with this '
-            'repository on PYTHONPATH.') from exc
+            f'packages ({type(exc).__name__}: {exc}). Of mmcv 1.x / mmseg 0.x only '
+            f"{', '.join(f'{m}.{a[0]}' for m, a in MM0_NAMES.items())} are provided for it; "
+            'install what else it needs, or run it in the upstream segmentation environment '
+            '(mmcv-full 1.x, mmseg 0.x, plus torch, timm and mmengine) with this repository '
+            'on PYTHONPATH.') from exc
     cls = getattr(module, UPSTREAM_CLASS, None)
     if not isinstance(cls, type):
         raise PeerUnavailable(f'{path} defines no class {UPSTREAM_CLASS}: is it '

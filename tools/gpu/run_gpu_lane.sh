@@ -19,9 +19,12 @@
 #            it is built, by default in the background during the bench phase on all
 #            cores but two (--serial-build: alone, after it); then DeepSpeed's sdist
 #   bench    tools/benchmark.py rows for docs/benchmarks.md, 6B, bf16, 504 px: eager,
-#            compiled, transformers (and upstream with --upstream-file); forward batch
-#            8 and 1, full-tuning step with checkpointing batch 2 (--bench all: also
-#            train batch 1 and 8, and a size sweep with a plot)
+#            compiled, transformers; forward batch 8 and 1, full-tuning step with
+#            checkpointing batch 2 (--bench all: also train batch 1 and 8, and a
+#            size sweep with a plot). With --upstream-file (default: BUNDLE/upstream/
+#            intern_vit_6b.py where it was carried, InternVL's segmentation/mmseg_custom/
+#            models/backbones/intern_vit_6b.py) also eager vs upstream, forward batch 8
+#            and training step batch 2: after the tests, with the budget left
 #   tests    pytest -m gpu, one run per tests/test_gpu_*.py (backbone, segmentation,
 #            then DeepSpeed's install and distributed), JUnit XML with measured values
 # Results under --out (default $OUT, else ./gpu_lane_out): logs/, bench/*.json,
@@ -46,7 +49,7 @@ DTYPE=bfloat16
 DRY=0
 RESERVE=20  # seconds kept for the export and the summary
 
-usage() { sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 die() { echo "run_gpu_lane.sh: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -72,6 +75,10 @@ done
 case "$BENCH" in core|all) ;; *) die "--bench must be core or all, got '$BENCH'";; esac
 case "$DEVICE" in cuda|cpu) ;; *) die "--device must be cuda or cpu, got '$DEVICE'";; esac
 [ -z "$UPSTREAM" ] || [ -f "$UPSTREAM" ] || die "--upstream-file $UPSTREAM does not exist"
+# InternVL's file, when carried in the bundle (it is not part of this repository).
+if [ -z "$UPSTREAM" ] && [ -f "$BUNDLE/upstream/intern_vit_6b.py" ]; then
+  UPSTREAM="$BUNDLE/upstream/intern_vit_6b.py"
+fi
 wants() { [[ ",$ONLY," == *",$1,"* ]]; }
 
 START=$(date +%s)
@@ -158,10 +165,6 @@ if wants bench; then
   bench_row fwd-b8 forward 8 --size 504 504 "${peers[@]}"
   bench_row train-cp-b2 train 2 --with-cp --size 504 504 "${peers[@]}"
   bench_row fwd-b1 forward 1 --size 504 504 "${peers[@]}"
-  if [ -n "$UPSTREAM" ]; then  # on its own: an unimportable file costs only this row
-    bench_row fwd-b8-upstream forward 8 --size 504 504 --peer upstream --peer-file "$UPSTREAM"
-    bench_row train-cp-b2-upstream train 2 --with-cp --size 504 504 --peer upstream --peer-file "$UPSTREAM"
-  fi
   if [ "$BENCH" = all ]; then
     bench_row train-cp-b1 train 1 --with-cp --size 504 504 "${peers[@]}"
     bench_row train-cp-b8 train 8 --with-cp --size 504 504 "${peers[@]}"
@@ -195,6 +198,14 @@ if wants tests; then
 fi
 wants build && run install-deepspeed 150 bash tools/install/offline_gpu_bundle.sh install-deepspeed "$BUNDLE" --python "$PY"
 wants tests && gpu_tests distributed 240
+
+# The upstream rows last, with what is left of the budget: they are extra
+# processes (eager + upstream) that the tests must not wait for. On their own:
+# an unimportable file costs only these rows.
+if wants bench && [ -n "$UPSTREAM" ]; then
+  bench_row fwd-b8-upstream forward 8 --size 504 504 --peer upstream --peer-file "$UPSTREAM"
+  bench_row train-cp-b2-upstream train 2 --with-cp --size 504 504 --peer upstream --peer-file "$UPSTREAM"
+fi
 
 [ "$DRY" = 1 ] && exit 0
 "$PY" - "$OUT_DIR" "$(( $(date +%s) - START ))" <<'PYEOF' | tee "$OUT_DIR/summary.txt"
