@@ -169,7 +169,8 @@ LANE = os.path.join(ROOT, 'tools', 'gpu', 'run_gpu_lane.sh')
 
 
 def lane(*args):
-    return subprocess.run(['bash', LANE, *map(str, args)], capture_output=True, text=True)
+    return subprocess.run(['bash', LANE, *map(str, args)], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHON=sys.executable))
 
 
 @pytest.mark.parametrize('args,message', [
@@ -187,7 +188,10 @@ def test_lane_refuses_bad_arguments(tmp_path, args, message):
 
 
 def test_lane_dry_run_plans_every_phase_within_the_budget(tmp_path):
-    proc = lane('--dry-run', '--out', tmp_path / 'out', '--bench', 'all')
+    # An empty bundle: what a carried one holds (an upstream file) adds rows.
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    proc = lane('--dry-run', '--bundle', empty, '--out', tmp_path / 'out', '--bench', 'all')
     assert proc.returncode == 0, proc.stderr
     steps = [line.split()[0] for line in proc.stdout.splitlines()]
     assert steps == ['install', 'build-mmcv', 'bench-fwd-b8', 'bench-train-cp-b2',
@@ -197,7 +201,8 @@ def test_lane_dry_run_plans_every_phase_within_the_budget(tmp_path):
     assert '(in the background during bench)' in proc.stdout
     assert '--mode forward --arch 6b --dtype bfloat16 --device cuda --batch 8' in proc.stdout
     assert '-m pytest -q -m gpu tests/test_gpu_backbone.py' in proc.stdout
-    serial = lane('--dry-run', '--serial-build', '--only', 'build,tests', '--out', tmp_path / 'o')
+    serial = lane('--dry-run', '--serial-build', '--only', 'build,tests', '--bundle', empty,
+                  '--out', tmp_path / 'o')
     assert [line.split()[0] for line in serial.stdout.splitlines()] == \
         ['build-mmcv', 'check-install', 'tests-backbone', 'tests-segmentation',
          'install-deepspeed', 'tests-distributed']
@@ -211,3 +216,27 @@ def test_lane_dry_run_plans_every_phase_within_the_budget(tmp_path):
         ['tests-distributed', 'bench-fwd-b8-upstream', 'bench-train-cp-b2-upstream']
     assert f"--peer upstream --peer-file {bundle / 'upstream' / 'intern_vit_6b.py'}" \
         in carried.stdout
+    # A dry run writes nothing.
+    assert not any(p.exists() for p in (tmp_path / 'out', tmp_path / 'o', tmp_path / 'u'))
+
+
+def test_lane_returns_few_files(tmp_path):
+    """Everything but the summaries (and mmcv's parts) travels back in one archive: a
+    transfer that returns only a few files, each under 16 MiB, loses nothing."""
+    import json
+    import tarfile
+    empty = tmp_path / 'bundle'
+    empty.mkdir()
+    out, run = tmp_path / 'out', tmp_path / 'run'
+    proc = lane('--only', 'install', '--bundle', empty, '--out', out, '--run-dir', run,
+                '--device', 'cpu', '--budget', '120')
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ['lane-files.tar.gz', 'summary.json',
+                                                     'summary.txt']
+    summary = json.loads((out / 'summary.json').read_text())
+    assert [p['name'] for p in summary['phases']] == ['install']
+    assert (out / 'summary.txt').read_text().startswith('GPU lane: ')
+    assert f'torch {torch.__version__}' in ' '.join(summary['machine'])
+    with tarfile.open(out / 'lane-files.tar.gz') as archive:
+        names = set(archive.getnames())
+    assert {'logs/machine.log', 'logs/install.log', 'phases.tsv'} <= names

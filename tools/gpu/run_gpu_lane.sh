@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The GPU lane in one command, for a bare GPU machine that has Python 3 and a CUDA
 # torch but no package index, reached by copying this working tree there and
-# running one command whose files under $OUT come back (each under 16 MiB).
+# running one command whose few files under $OUT come back (each under 16 MiB).
 #
 #   bash tools/gpu/run_gpu_lane.sh [--budget SECONDS] [--only PHASES] [--bench core|all]
-#       [--bundle DIR] [--out DIR] [--upstream-file PATH] [--serial-build]
+#       [--bundle DIR] [--out DIR] [--run-dir DIR] [--upstream-file PATH] [--serial-build]
 #       [--device cuda|cpu] [--arch ARCH] [--dtype DTYPE] [--dry-run]
 #
 # Before: fill the bundle folder (git-ignored, default .gpu_bundle) where a package
@@ -27,9 +27,11 @@
 #            and training step batch 2: after the tests, with the budget left
 #   tests    pytest -m gpu, one run per tests/test_gpu_*.py (backbone, segmentation,
 #            then DeepSpeed's install and distributed), JUnit XML with measured values
-# Results under --out (default $OUT, else ./gpu_lane_out): logs/, bench/*.json,
-# tests-*.xml, mmcv-parts/ (a built wheel in <16 MiB parts: put that folder back as
-# .gpu_bundle/mmcv-parts to skip the build next time), summary.txt / summary.json.
+# Results under --out (default $OUT, else ./gpu_lane_out), seven files at most:
+# summary.txt, summary.json, lane-files.tar.gz (logs/, bench/*.json and plots,
+# tests-*.xml, phases.tsv: written in --run-dir, default .gpu_lane_cache/run) and
+# mmcv-parts/KEY/ (a built wheel in three <16 MiB parts and its sha256: put that
+# folder back as .gpu_bundle/mmcv-parts to skip the build next time).
 # --device cpu --arch '{...}' --dtype float32 runs the bench phase on a CPU with a
 # tiny arch (to check this script); --dry-run prints the plan only.
 set -uo pipefail
@@ -41,6 +43,7 @@ ONLY="install,build,bench,tests"
 BENCH=core
 BUNDLE=.gpu_bundle
 OUT_DIR=${OUT:-./gpu_lane_out}
+RUN_DIR=.gpu_lane_cache/run
 UPSTREAM=""
 SERIAL_BUILD=0
 DEVICE=cuda
@@ -49,7 +52,7 @@ DTYPE=bfloat16
 DRY=0
 RESERVE=20  # seconds kept for the export and the summary
 
-usage() { sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0" >&2; exit 2; }
 die() { echo "run_gpu_lane.sh: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -58,6 +61,7 @@ while [ $# -gt 0 ]; do
     --bench) BENCH=${2:-}; shift 2;;
     --bundle) BUNDLE=${2:-}; shift 2;;
     --out) OUT_DIR=${2:-}; shift 2;;
+    --run-dir) RUN_DIR=${2:-}; shift 2;;
     --upstream-file) UPSTREAM=${2:-}; shift 2;;
     --serial-build) SERIAL_BUILD=1; shift;;
     --device) DEVICE=${2:-}; shift 2;;
@@ -83,10 +87,16 @@ wants() { [[ ",$ONLY," == *",$1,"* ]]; }
 
 START=$(date +%s)
 remaining() { echo $(( START + BUDGET - $(date +%s) )); }
-mkdir -p "$OUT_DIR/logs" "$OUT_DIR/bench"
-OUT_DIR=$(cd "$OUT_DIR" && pwd)
-PHASES="$OUT_DIR/phases.tsv"
-: > "$PHASES"
+if [ "$DRY" = 0 ]; then
+  mkdir -p "$OUT_DIR" "$RUN_DIR"
+  OUT_DIR=$(cd "$OUT_DIR" && pwd)
+  RUN_DIR=$(cd "$RUN_DIR" && pwd)
+  # This run's files only (a warm machine keeps the previous run's).
+  rm -rf "$RUN_DIR/logs" "$RUN_DIR/bench" "$RUN_DIR"/tests-*.xml "$RUN_DIR"/summary.*
+  mkdir -p "$RUN_DIR/logs" "$RUN_DIR/bench"
+  : > "$RUN_DIR/phases.tsv"
+fi
+PHASES="$RUN_DIR/phases.tsv"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 export PIP_BREAK_SYSTEM_PACKAGES=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 # Kept between calls on a warm machine (git-ignored): a rerun compiles nothing twice.
@@ -109,12 +119,12 @@ run() {
   fi
   echo "== $name (up to $limit s): $*"
   start=$(date +%s)
-  timeout --kill-after=10 "$limit" "$@" > "$OUT_DIR/logs/$name.log" 2>&1
+  timeout --kill-after=10 "$limit" "$@" > "$RUN_DIR/logs/$name.log" 2>&1
   rc=$?
   case $rc in 0) status=ok;; 124|137) status="timeout ($limit s)";; *) status="failed (exit $rc)";; esac
   printf '%s\t%s\t%s\n' "$name" "$status" "$(( $(date +%s) - start ))" >> "$PHASES"
   echo "   $status in $(( $(date +%s) - start )) s; tail of logs/$name.log:"
-  tail -n 3 "$OUT_DIR/logs/$name.log" | sed 's/^/   | /'
+  tail -n 3 "$RUN_DIR/logs/$name.log" | sed 's/^/   | /'
   return $rc
 }
 
@@ -122,8 +132,8 @@ if [ "$DRY" = 0 ]; then
   { nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv,noheader 2>/dev/null \
       || echo 'nvidia-smi: not available'
     "$PY" -c 'import torch, sys; print("python", sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda, "gpu", torch.cuda.is_available() and torch.cuda.get_device_name())'
-    nproc; free -g | head -2; } > "$OUT_DIR/logs/machine.log" 2>&1
-  cat "$OUT_DIR/logs/machine.log"
+    nproc; free -g | head -2; } > "$RUN_DIR/logs/machine.log" 2>&1
+  cat "$RUN_DIR/logs/machine.log"
 fi
 
 wants install && run install 180 bash tools/install/offline_gpu_bundle.sh install-wheels "$BUNDLE" --python "$PY"
@@ -143,7 +153,7 @@ elif [ "$BACKGROUND_BUILD" = 1 ]; then
   echo "== build-mmcv in the background (MAX_JOBS=$jobs, up to $left s)"
   ( start=$(date +%s)
     MAX_JOBS=$jobs timeout --kill-after=10 "$left" nice -n 10 bash tools/install/offline_gpu_bundle.sh \
-      install-mmcv "$BUNDLE" --python "$PY" > "$OUT_DIR/logs/build-mmcv.log" 2>&1
+      install-mmcv "$BUNDLE" --python "$PY" > "$RUN_DIR/logs/build-mmcv.log" 2>&1
     rc=$?
     case $rc in 0) status=ok;; 124|137) status="timeout ($left s)";; *) status="failed (exit $rc)";; esac
     printf 'build-mmcv\t%s\t%s\n' "$status" "$(( $(date +%s) - start ))" >> "$PHASES" ) &
@@ -155,10 +165,10 @@ bench_row() {  # NAME MODE BATCH EXTRA...
   local timing=(--warmup 3 --repeats 10)
   [ "$mode" = train ] && timing=(--warmup 2 --repeats 5)
   if [ -n "$BUILD_PID" ] && kill -0 "$BUILD_PID" 2>/dev/null; then
-    touch "$OUT_DIR/bench/$name.concurrent_build"
+    touch "$RUN_DIR/bench/$name.concurrent_build"
   fi
   run "bench-$name" 240 "$PY" tools/benchmark.py --mode "$mode" --arch "$ARCH" --dtype "$DTYPE" \
-    --device "$DEVICE" --batch "$batch" "${timing[@]}" --json "$OUT_DIR/bench/$name.json" "$@"
+    --device "$DEVICE" --batch "$batch" "${timing[@]}" --json "$RUN_DIR/bench/$name.json" "$@"
 }
 if wants bench; then
   peers=(--compile --peer transformers)
@@ -169,7 +179,7 @@ if wants bench; then
     bench_row train-cp-b1 train 1 --with-cp --size 504 504 "${peers[@]}"
     bench_row train-cp-b8 train 8 --with-cp --size 504 504 "${peers[@]}"
     bench_row sweep-b1 forward 1 --sizes 224 448 504 672 896 "${peers[@]}" \
-      --warmup 1 --repeats 3 --plot "$OUT_DIR/bench/sweep-b1.png"
+      --warmup 1 --repeats 3 --plot "$RUN_DIR/bench/sweep-b1.png"
   fi
 fi
 
@@ -177,11 +187,11 @@ if wants build; then
   if [ -n "$BUILD_PID" ]; then
     echo "== waiting for the mmcv build"
     wait "$BUILD_PID"
-    tail -n 3 "$OUT_DIR/logs/build-mmcv.log" | sed 's/^/   | /'
+    tail -n 3 "$RUN_DIR/logs/build-mmcv.log" | sed 's/^/   | /'
   elif [ "$BACKGROUND_BUILD" = 0 ]; then
     run build-mmcv 400 bash tools/install/offline_gpu_bundle.sh install-mmcv "$BUNDLE" --python "$PY"
   fi
-  [ "$DRY" = 0 ] && bash tools/install/offline_gpu_bundle.sh export-mmcv "$BUNDLE" "$OUT_DIR" > "$OUT_DIR/logs/export-mmcv.log" 2>&1
+  [ "$DRY" = 0 ] && bash tools/install/offline_gpu_bundle.sh export-mmcv "$BUNDLE" "$OUT_DIR" > "$RUN_DIR/logs/export-mmcv.log" 2>&1
   run check-install 90 "$PY" tools/check_install.py
 fi
 
@@ -190,7 +200,7 @@ fi
 # distributed tests need it) is installed just before them.
 gpu_tests() {  # NAME CAP
   run "tests-$1" "$2" "$PY" -m pytest -q -m gpu "tests/test_gpu_$1.py" -p no:cacheprovider \
-    -rfEs --durations=10 --junitxml "$OUT_DIR/tests-$1.xml"
+    -rfEs --durations=10 --junitxml "$RUN_DIR/tests-$1.xml"
 }
 if wants tests; then
   gpu_tests backbone 150
@@ -208,7 +218,7 @@ if wants bench && [ -n "$UPSTREAM" ]; then
 fi
 
 [ "$DRY" = 1 ] && exit 0
-"$PY" - "$OUT_DIR" "$(( $(date +%s) - START ))" <<'PYEOF' | tee "$OUT_DIR/summary.txt"
+"$PY" - "$RUN_DIR" "$(( $(date +%s) - START ))" <<'PYEOF' | tee "$RUN_DIR/summary.txt"
 """Compact summary of the lane: machine, phases, benchmark rows and targets, tests."""
 import glob
 import json
@@ -318,3 +328,8 @@ for c in cases:
     print(f"  {c['state']:<7} {c['seconds']:6.1f} s  {c['name']} {extra}".rstrip())
 json.dump(summary, open(os.path.join(out, 'summary.json'), 'w'), indent=1)
 PYEOF
+# What comes back: the summaries, everything else in one archive (and the
+# mmcv parts, exported above).
+cp "$RUN_DIR/summary.txt" "$RUN_DIR/summary.json" "$OUT_DIR/"
+tar -czf "$OUT_DIR/lane-files.tar.gz" -C "$RUN_DIR" logs bench phases.tsv \
+  $(cd "$RUN_DIR" && ls tests-*.xml 2>/dev/null)
