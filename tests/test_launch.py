@@ -54,10 +54,22 @@ def test_cpu_multi_process_adaptations():
     assert cfg.model.decode_head.norm_cfg.type == 'BN'
     assert cfg.model_wrapper_cfg == dict(type='MMDistributedDataParallel', device_ids=None)
     fsdp = _cfg(launcher='pytorch', runner_type='FlexibleRunner',
-                strategy=dict(type='mmseg_internvit.TorchCompatFSDPStrategy'))
+                strategy=dict(type='mmseg_internvit.TorchCompatFSDPStrategy',
+                              state_dict_cfg='full'))
     launch.adapt_to_cpu(fsdp)
     assert fsdp.strategy.model_wrapper.device_id == 'cpu'
     assert 'model_wrapper_cfg' not in fsdp
+    # Full state dicts stay on the CPU they are on (no offload to the same CPU).
+    full = fsdp.strategy.state_dict_cfg
+    assert full.state_dict_type == 'FULL_STATE_DICT'
+    for key in ('state_dict_config', 'optim_state_dict_config'):
+        assert full[key].rank0_only is True and full[key].offload_to_cpu is False
+    from mmengine.registry import STRATEGIES
+    from torch.distributed.fsdp import FullStateDictConfig, StateDictType
+    built = STRATEGIES.build(dict(fsdp.strategy, model_wrapper=None))
+    assert built.state_dict_type == StateDictType.FULL_STATE_DICT
+    assert isinstance(built.state_dict_config, FullStateDictConfig)
+    assert built.state_dict_config.offload_to_cpu is False
 
 
 def test_zero3_folder_with_several_processes_is_refused(tmp_path):

@@ -212,6 +212,16 @@ def adapt_to_cpu(cfg: Config) -> None:
         wrapper = dict(strategy.get('model_wrapper') or {})
         wrapper.setdefault('device_id', 'cpu')
         strategy['model_wrapper'] = wrapper
+        # 'full' state dicts are gathered with offload_to_cpu=True, which means
+        # nothing where the parameters are on the CPU already, and with which
+        # torch 2.11's FSDP crashes (SIGSEGV cloning the gathered tensors).
+        if strategy.get('state_dict_cfg') == 'full':
+            strategy['state_dict_cfg'] = dict(
+                state_dict_type='FULL_STATE_DICT',
+                state_dict_config=dict(type='FullStateDictConfig', rank0_only=True,
+                                       offload_to_cpu=False),
+                optim_state_dict_config=dict(type='FullOptimStateDictConfig',
+                                             rank0_only=True, offload_to_cpu=False))
 
 
 def build_runner(cfg: Config):
