@@ -177,6 +177,7 @@ def lane(*args):
     (['--budget', '30'], "--budget must be whole seconds >= 60, got '30'"),
     (['--only', 'install,deploy'], "--only: unknown phase 'deploy'"),
     (['--bench', 'some'], "--bench must be core or all, got 'some'"),
+    (['--tests', 'backbone,cuda'], "--tests: unknown file 'cuda'"),
     (['--device', 'tpu'], "--device must be cuda or cpu, got 'tpu'"),
     (['--upstream-file', '/no/such/intern_vit_6b.py'], 'does not exist'),
     (['--frobnicate'], "unknown argument '--frobnicate'"),
@@ -216,8 +217,13 @@ def test_lane_dry_run_plans_every_phase_within_the_budget(tmp_path):
         ['tests-distributed', 'bench-fwd-b8-upstream', 'bench-train-cp-b2-upstream']
     assert f"--peer upstream --peer-file {bundle / 'upstream' / 'intern_vit_6b.py'}" \
         in carried.stdout
+    # A second call for what the budget cut: one test file (DeepSpeed installed first).
+    second = lane('--dry-run', '--only', 'build,tests', '--tests', 'distributed', '--bundle',
+                  empty, '--out', tmp_path / 's')
+    assert [line.split()[0] for line in second.stdout.splitlines()] == \
+        ['build-mmcv', 'check-install', 'install-deepspeed', 'tests-distributed']
     # A dry run writes nothing.
-    assert not any(p.exists() for p in (tmp_path / 'out', tmp_path / 'o', tmp_path / 'u'))
+    assert not any((tmp_path / d).exists() for d in ('out', 'o', 'u', 's'))
 
 
 def test_lane_returns_few_files(tmp_path):

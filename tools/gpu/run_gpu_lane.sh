@@ -4,7 +4,8 @@
 # running one command whose few files under $OUT come back (each under 16 MiB).
 #
 #   bash tools/gpu/run_gpu_lane.sh [--budget SECONDS] [--only PHASES] [--bench core|all]
-#       [--bundle DIR] [--out DIR] [--run-dir DIR] [--upstream-file PATH] [--serial-build]
+#       [--tests FILES] [--bundle DIR] [--out DIR] [--run-dir DIR] [--upstream-file PATH]
+#       [--serial-build]
 #       [--device cuda|cpu] [--arch ARCH] [--dtype DTYPE] [--dry-run]
 #
 # Before: fill the bundle folder (git-ignored, default .gpu_bundle) where a package
@@ -26,7 +27,9 @@
 #            models/backbones/intern_vit_6b.py) also eager vs upstream, forward batch 8
 #            and training step batch 2: after the tests, with the budget left
 #   tests    pytest -m gpu, one run per tests/test_gpu_*.py (backbone, segmentation,
-#            then DeepSpeed's install and distributed), JUnit XML with measured values
+#            then DeepSpeed's install and distributed), JUnit XML with measured values;
+#            --tests distributed (say) runs only those files, e.g. in a second call on
+#            the same warm machine for what the budget cut from the first
 # Results under --out (default $OUT, else ./gpu_lane_out), seven files at most:
 # summary.txt, summary.json, lane-files.tar.gz (logs/, bench/*.json and plots,
 # tests-*.xml, phases.tsv: written in --run-dir, default .gpu_lane_cache/run) and
@@ -40,6 +43,7 @@ cd "$ROOT"
 PY=${PYTHON:-python3}
 BUDGET=560
 ONLY="install,build,bench,tests"
+TESTS="backbone,segmentation,distributed"
 BENCH=core
 BUNDLE=.gpu_bundle
 OUT_DIR=${OUT:-./gpu_lane_out}
@@ -58,6 +62,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --budget) BUDGET=${2:-}; shift 2;;
     --only) ONLY=${2:-}; shift 2;;
+    --tests) TESTS=${2:-}; shift 2;;
     --bench) BENCH=${2:-}; shift 2;;
     --bundle) BUNDLE=${2:-}; shift 2;;
     --out) OUT_DIR=${2:-}; shift 2;;
@@ -75,6 +80,9 @@ done
 [[ "$BUDGET" =~ ^[0-9]+$ ]] && [ "$BUDGET" -ge 60 ] || die "--budget must be whole seconds >= 60, got '$BUDGET'"
 for phase in ${ONLY//,/ }; do
   case "$phase" in install|build|bench|tests) ;; *) die "--only: unknown phase '$phase' (install, build, bench, tests)";; esac
+done
+for file in ${TESTS//,/ }; do
+  case "$file" in backbone|segmentation|distributed) ;; *) die "--tests: unknown file '$file' (backbone, segmentation, distributed)";; esac
 done
 case "$BENCH" in core|all) ;; *) die "--bench must be core or all, got '$BENCH'";; esac
 case "$DEVICE" in cuda|cpu) ;; *) die "--device must be cuda or cpu, got '$DEVICE'";; esac
@@ -199,6 +207,7 @@ fi
 # cut short by the budget loses only its own results. DeepSpeed (only the
 # distributed tests need it) is installed just before them.
 gpu_tests() {  # NAME CAP
+  [[ ",$TESTS," == *",$1,"* ]] || return 0
   run "tests-$1" "$2" "$PY" -m pytest -q -m gpu "tests/test_gpu_$1.py" -p no:cacheprovider \
     -rfEs --durations=10 --junitxml "$RUN_DIR/tests-$1.xml"
 }
@@ -206,7 +215,7 @@ if wants tests; then
   gpu_tests backbone 150
   gpu_tests segmentation 300
 fi
-wants build && run install-deepspeed 150 bash tools/install/offline_gpu_bundle.sh install-deepspeed "$BUNDLE" --python "$PY"
+wants build && [[ ",$TESTS," == *",distributed,"* ]] && run install-deepspeed 150 bash tools/install/offline_gpu_bundle.sh install-deepspeed "$BUNDLE" --python "$PY"
 wants tests && gpu_tests distributed 240
 
 # The upstream rows last, with what is left of the budget: they are extra
