@@ -176,7 +176,8 @@ def lane(*args):
 @pytest.mark.parametrize('args,message', [
     (['--budget', '30'], "--budget must be whole seconds >= 60, got '30'"),
     (['--only', 'install,deploy'], "--only: unknown phase 'deploy'"),
-    (['--bench', 'some'], "--bench must be core or all, got 'some'"),
+    (['--bench', 'some'], "--bench must be core, all or upstream, got 'some'"),
+    (['--bench', 'upstream', '--bundle', '/no/bundle'], '--bench upstream needs InternVL'),
     (['--tests', 'backbone,cuda'], "--tests: unknown file 'cuda'"),
     (['--device', 'tpu'], "--device must be cuda or cpu, got 'tpu'"),
     (['--upstream-file', '/no/such/intern_vit_6b.py'], 'does not exist'),
@@ -217,11 +218,14 @@ def test_lane_dry_run_plans_every_phase_within_the_budget(tmp_path):
         ['tests-distributed', 'bench-fwd-b8-upstream', 'bench-train-cp-b2-upstream']
     assert f"--peer upstream --peer-file {bundle / 'upstream' / 'intern_vit_6b.py'}" \
         in carried.stdout
-    # A second call for what the budget cut: one test file (DeepSpeed installed first).
-    second = lane('--dry-run', '--only', 'build,tests', '--tests', 'distributed', '--bundle',
-                  empty, '--out', tmp_path / 's')
+    # A second call for what the budget cut: one test file (DeepSpeed installed first)
+    # and the upstream rows alone.
+    second = lane('--dry-run', '--only', 'build,tests,bench', '--tests', 'distributed',
+                  '--bench', 'upstream', '--bundle', bundle, '--out', tmp_path / 's')
     assert [line.split()[0] for line in second.stdout.splitlines()] == \
-        ['build-mmcv', 'check-install', 'install-deepspeed', 'tests-distributed']
+        ['build-mmcv', 'check-install', 'install-deepspeed', 'tests-distributed',
+         'bench-fwd-b8-upstream', 'bench-train-cp-b2-upstream']
+    assert 'in the background' not in second.stdout
     # A dry run writes nothing.
     assert not any((tmp_path / d).exists() for d in ('out', 'o', 'u', 's'))
 

@@ -3,7 +3,7 @@
 # torch but no package index, reached by copying this working tree there and
 # running one command whose few files under $OUT come back (each under 16 MiB).
 #
-#   bash tools/gpu/run_gpu_lane.sh [--budget SECONDS] [--only PHASES] [--bench core|all]
+#   bash tools/gpu/run_gpu_lane.sh [--budget SECONDS] [--only PHASES] [--bench core|all|upstream]
 #       [--tests FILES] [--bundle DIR] [--out DIR] [--run-dir DIR] [--upstream-file PATH]
 #       [--serial-build]
 #       [--device cuda|cpu] [--arch ARCH] [--dtype DTYPE] [--dry-run]
@@ -26,6 +26,7 @@
 #            intern_vit_6b.py where it was carried, InternVL's segmentation/mmseg_custom/
 #            models/backbones/intern_vit_6b.py) also eager vs upstream, forward batch 8
 #            and training step batch 2: after the tests, with the budget left
+#            (--bench upstream: these rows alone)
 #   tests    pytest -m gpu, one run per tests/test_gpu_*.py (backbone, segmentation,
 #            then DeepSpeed's install and distributed), JUnit XML with measured values;
 #            --tests distributed (say) runs only those files, e.g. in a second call on
@@ -84,7 +85,9 @@ done
 for file in ${TESTS//,/ }; do
   case "$file" in backbone|segmentation|distributed) ;; *) die "--tests: unknown file '$file' (backbone, segmentation, distributed)";; esac
 done
-case "$BENCH" in core|all) ;; *) die "--bench must be core or all, got '$BENCH'";; esac
+case "$BENCH" in core|all|upstream) ;; *) die "--bench must be core, all or upstream, got '$BENCH'";; esac
+[ "$BENCH" != upstream ] || [ -n "$UPSTREAM" ] || [ -f "$BUNDLE/upstream/intern_vit_6b.py" ] \
+  || die "--bench upstream needs InternVL's intern_vit_6b.py: --upstream-file PATH or $BUNDLE/upstream/"
 case "$DEVICE" in cuda|cpu) ;; *) die "--device must be cuda or cpu, got '$DEVICE'";; esac
 [ -z "$UPSTREAM" ] || [ -f "$UPSTREAM" ] || die "--upstream-file $UPSTREAM does not exist"
 # InternVL's file, when carried in the bundle (it is not part of this repository).
@@ -152,7 +155,8 @@ wants install && run install 180 bash tools/install/offline_gpu_bundle.sh instal
 # summary.json; a carried wheel is reassembled in seconds and slows nothing).
 BUILD_PID=""
 BACKGROUND_BUILD=0
-wants build && wants bench && [ "$SERIAL_BUILD" = 0 ] && BACKGROUND_BUILD=1
+wants build && wants bench && [ "$BENCH" != upstream ] && [ "$SERIAL_BUILD" = 0 ] \
+  && BACKGROUND_BUILD=1
 if [ "$BACKGROUND_BUILD" = 1 ] && [ "$DRY" = 1 ]; then
   printf '%-22s %s\n' build-mmcv "bash tools/install/offline_gpu_bundle.sh install-mmcv $BUNDLE (in the background during bench)"
 elif [ "$BACKGROUND_BUILD" = 1 ]; then
@@ -178,7 +182,7 @@ bench_row() {  # NAME MODE BATCH EXTRA...
   run "bench-$name" 240 "$PY" tools/benchmark.py --mode "$mode" --arch "$ARCH" --dtype "$DTYPE" \
     --device "$DEVICE" --batch "$batch" "${timing[@]}" --json "$RUN_DIR/bench/$name.json" "$@"
 }
-if wants bench; then
+if wants bench && [ "$BENCH" != upstream ]; then
   peers=(--compile --peer transformers)
   bench_row fwd-b8 forward 8 --size 504 504 "${peers[@]}"
   bench_row train-cp-b2 train 2 --with-cp --size 504 504 "${peers[@]}"
