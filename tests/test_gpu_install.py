@@ -250,3 +250,10 @@ def test_lane_returns_few_files(tmp_path):
     with tarfile.open(out / 'lane-files.tar.gz') as archive:
         names = set(archive.getnames())
     assert {'logs/machine.log', 'logs/install.log', 'phases.tsv'} <= names
+    # A folder it cannot create stops it before anything is cleaned or written.
+    (tmp_path / 'a_file').write_text('')
+    for option in ('--out', '--run-dir'):
+        bad = lane('--only', 'install', '--bundle', empty, '--out', out, '--run-dir', run,
+                   option, tmp_path / 'a_file' / 'x')
+        assert bad.returncode == 2
+        assert f"{option} {tmp_path / 'a_file' / 'x'}: cannot create that folder" in bad.stderr

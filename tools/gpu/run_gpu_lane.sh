@@ -59,6 +59,15 @@ RESERVE=20  # seconds kept for the export and the summary
 
 usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0" >&2; exit 2; }
 die() { echo "run_gpu_lane.sh: $*" >&2; exit 2; }
+# folder OPTION DIR: DIR, created, as an absolute path (or the error).
+folder() {
+  local dir
+  dir=$(mkdir -p "$2" 2>/dev/null && cd "$2" && pwd) && [ -n "$dir" ] \
+    || die "$1 $2: cannot create that folder"
+  echo "$dir"
+}
+# listed LIST ITEM: whether the comma-separated LIST names ITEM.
+listed() { [[ ",$1," == *",$2,"* ]]; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --budget) BUDGET=${2:-}; shift 2;;
@@ -85,23 +94,23 @@ done
 for file in ${TESTS//,/ }; do
   case "$file" in backbone|segmentation|distributed) ;; *) die "--tests: unknown file '$file' (backbone, segmentation, distributed)";; esac
 done
-case "$BENCH" in core|all|upstream) ;; *) die "--bench must be core, all or upstream, got '$BENCH'";; esac
-[ "$BENCH" != upstream ] || [ -n "$UPSTREAM" ] || [ -f "$BUNDLE/upstream/intern_vit_6b.py" ] \
-  || die "--bench upstream needs InternVL's intern_vit_6b.py: --upstream-file PATH or $BUNDLE/upstream/"
 case "$DEVICE" in cuda|cpu) ;; *) die "--device must be cuda or cpu, got '$DEVICE'";; esac
 [ -z "$UPSTREAM" ] || [ -f "$UPSTREAM" ] || die "--upstream-file $UPSTREAM does not exist"
 # InternVL's file, when carried in the bundle (it is not part of this repository).
 if [ -z "$UPSTREAM" ] && [ -f "$BUNDLE/upstream/intern_vit_6b.py" ]; then
   UPSTREAM="$BUNDLE/upstream/intern_vit_6b.py"
 fi
-wants() { [[ ",$ONLY," == *",$1,"* ]]; }
+case "$BENCH" in core|all|upstream) ;; *) die "--bench must be core, all or upstream, got '$BENCH'";; esac
+[ "$BENCH" != upstream ] || [ -n "$UPSTREAM" ] \
+  || die "--bench upstream needs InternVL's intern_vit_6b.py: --upstream-file PATH or $BUNDLE/upstream/"
+wants() { listed "$ONLY" "$1"; }
 
 START=$(date +%s)
 remaining() { echo $(( START + BUDGET - $(date +%s) )); }
 if [ "$DRY" = 0 ]; then
-  mkdir -p "$OUT_DIR" "$RUN_DIR"
-  OUT_DIR=$(cd "$OUT_DIR" && pwd)
-  RUN_DIR=$(cd "$RUN_DIR" && pwd)
+  # Absolute paths, or stop: the clean-up below must never run on an empty one.
+  OUT_DIR=$(folder --out "$OUT_DIR") || exit 2
+  RUN_DIR=$(folder --run-dir "$RUN_DIR") || exit 2
   # This run's files only (a warm machine keeps the previous run's).
   rm -rf "$RUN_DIR/logs" "$RUN_DIR/bench" "$RUN_DIR"/tests-*.xml "$RUN_DIR"/summary.*
   mkdir -p "$RUN_DIR/logs" "$RUN_DIR/bench"
@@ -211,7 +220,7 @@ fi
 # cut short by the budget loses only its own results. DeepSpeed (only the
 # distributed tests need it) is installed just before them.
 gpu_tests() {  # NAME CAP
-  [[ ",$TESTS," == *",$1,"* ]] || return 0
+  listed "$TESTS" "$1" || return 0
   run "tests-$1" "$2" "$PY" -m pytest -q -m gpu "tests/test_gpu_$1.py" -p no:cacheprovider \
     -rfEs --durations=10 --junitxml "$RUN_DIR/tests-$1.xml"
 }
@@ -219,7 +228,7 @@ if wants tests; then
   gpu_tests backbone 150
   gpu_tests segmentation 300
 fi
-wants build && [[ ",$TESTS," == *",distributed,"* ]] && run install-deepspeed 150 bash tools/install/offline_gpu_bundle.sh install-deepspeed "$BUNDLE" --python "$PY"
+wants build && listed "$TESTS" distributed && run install-deepspeed 150 bash tools/install/offline_gpu_bundle.sh install-deepspeed "$BUNDLE" --python "$PY"
 wants tests && gpu_tests distributed 240
 
 # The upstream rows last, with what is left of the budget: they are extra
