@@ -308,7 +308,7 @@ def test_upstream_file_gets_its_mm0_names_only_while_it_is_imported(tmp_path):
     assert {name: sys.modules.get(name) for name in MM0_NAMES} == before
     assert sys.modules['mmseg.utils'] is mmseg.utils and 'mmcv.runner' not in sys.modules
     from mmseg.registry import MODELS
-    assert MODELS.get('InternViT6B') is None  # its registrar registers nothing
+    assert MODELS.get('InternViT6B') is None  # registered in a registry of its own
 
 
 def test_upstream_file_that_needs_more_of_mmseg0_is_refused_by_name(tmp_path, capsys):

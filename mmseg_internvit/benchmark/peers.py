@@ -130,41 +130,31 @@ def _transformers_state(ours: InternViT, peer: nn.Module) -> Dict[str, torch.Ten
     return state
 
 
-# What the upstream file imports from mmcv 1.x / mmseg 0.x, which mmcv 2 and
-# mmseg 1 no longer have, and what stands in for it while the file is imported:
-# mmengine's BaseModule (mmcv.runner's, moved), a registrar that registers
-# nothing (the class is taken from the module, not from a registry, so
-# mmseg's own registry is left alone) and mmengine's logger.
-MM0_NAMES = {'mmcv.runner': ('BaseModule',), 'mmseg.models.builder': ('BACKBONES',),
-             'mmseg.utils': ('get_root_logger',)}
-
-
-class _Registrar:
-    """``BACKBONES`` of mmseg 0.x as far as a decorator needs it."""
-
-    @staticmethod
-    def register_module(*args, **kwargs) -> Callable[[type], type]:
-        return lambda cls: cls
+# What the upstream file imports from mmcv 1.x / mmseg 0.x (module: name), which
+# mmcv 2 and mmseg 1 no longer have.
+MM0_NAMES = {'mmcv.runner': 'BaseModule', 'mmseg.models.builder': 'BACKBONES',
+             'mmseg.utils': 'get_root_logger'}
 
 
 @contextlib.contextmanager
 def _mm0_names() -> Iterator[None]:
     """Give the names of :data:`MM0_NAMES` to imports made inside the block.
 
-    Each module name maps to a stand-in module in ``sys.modules`` (a dotted
-    name found there is not looked up further), and the previous entries are
-    put back afterwards, so nothing outside the block sees the stand-ins.
+    They are mmengine's BaseModule (mmcv.runner's, moved), a registry of their
+    own (the class is taken from the module, so mmseg's registry is left
+    alone) and mmengine's logger. Each module name maps to a stand-in module
+    in ``sys.modules`` (a dotted name found there is not looked up further),
+    and the previous entries are put back afterwards.
     """
     from mmengine.logging import MMLogger
     from mmengine.model import BaseModule
-    values = {'BaseModule': BaseModule, 'BACKBONES': _Registrar(),
+    from mmengine.registry import Registry
+    values = {'BaseModule': BaseModule, 'BACKBONES': Registry('upstream backbones'),
               'get_root_logger': lambda *args, **kwargs: MMLogger.get_current_instance()}
     saved = {name: sys.modules.get(name) for name in MM0_NAMES}
-    for name, attributes in MM0_NAMES.items():
-        module = types.ModuleType(name)
-        for attribute in attributes:
-            setattr(module, attribute, values[attribute])
-        sys.modules[name] = module
+    for name, attribute in MM0_NAMES.items():
+        sys.modules[name] = types.ModuleType(name)
+        setattr(sys.modules[name], attribute, values[attribute])
     try:
         yield
     finally:
@@ -202,7 +192,7 @@ def load_upstream_class(path: str) -> type:
         raise PeerUnavailable(
             f'the upstream InternViT-6B code in {path} cannot be imported with this Python\'s '
             f'packages ({type(exc).__name__}: {exc}). Of mmcv 1.x / mmseg 0.x only '
-            f"{', '.join(f'{m}.{a[0]}' for m, a in MM0_NAMES.items())} are provided for it; "
+            f"{', '.join(f'{m}.{a}' for m, a in MM0_NAMES.items())} are provided for it; "
             'install what else it needs, or run it in the upstream segmentation environment '
             '(mmcv-full 1.x, mmseg 0.x, plus torch, timm and mmengine) with this repository '
             'on PYTHONPATH.') from exc
