@@ -23,17 +23,14 @@ def build_slide_segmentors(config: str, crop_batches: Sequence[int],
     from mmseg.registry import MODELS
 
     from mmseg_internvit import register_all_modules
-    from mmseg_internvit.models.backbones.vit_config import internvit_config
+    from mmseg_internvit.models.backbones.vit_config import drop_pretrained
     register_all_modules()
     cfg = Config.fromfile(config)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     # No checkpoint anywhere: an InternViT with one configured leaves its
-    # weights unwritten until init_weights() loads it, so clear the ViT's too
-    # (an adapter keeps it in backbone.vit).
-    cfg.model.backbone.init_cfg = None
-    vit = internvit_config(cfg.model.backbone)
-    if vit is not None:
-        vit['init_cfg'] = None
+    # weights unwritten until init_weights() loads it, so clear it (an
+    # adapter's ViT's too).
+    drop_pretrained(cfg.model.backbone)
     cfg.model.test_cfg.mode = 'slide'
     # Random weights as built (init_weights() would only add log output).
     models = {REFERENCE: MODELS.build(dict(cfg.model, type='EncoderDecoder'))}

@@ -19,8 +19,7 @@ from mmseg.structures import SegDataSample
 from mmseg_internvit.checkpoint import load_model_weights
 from mmseg_internvit.dtypes import dtype_name
 from mmseg_internvit.registration import register_all_modules
-from mmseg_internvit.models.backbones.arch_zoo import is_auto_arch
-from mmseg_internvit.models.backbones.vit_config import internvit_config
+from mmseg_internvit.models.backbones.vit_config import drop_pretrained, internvit_config
 from .image_io import read_image
 
 ImageInput = Union[str, os.PathLike, np.ndarray]
@@ -93,18 +92,8 @@ def prepare_config(config: Union[str, Config], tile: Optional[Sequence[int]] = N
             raise ValueError(f"{flag} {what}, but model.backbone is "
                              f"{(model.get('backbone') or {}).get('type')!r}; drop {flag}")
         vit[key] = value
-    # The checkpoint holds every weight: read no pretrained file (the backbone's,
-    # or an adapter's ViT's, which may not exist here), except that an InternViT
-    # with arch='auto' learns its architecture from the checkpoint itself.
-    backbone = model.get('backbone')
-    if isinstance(backbone, dict) and 'init_cfg' in backbone:
-        backbone.init_cfg = None
-    if vit is not None and is_auto_arch(vit.get('arch')):
-        if checkpoint is None:
-            raise ValueError("the backbone's arch='auto' needs the checkpoint to read it from")
-        vit['init_cfg'] = dict(type='Pretrained', checkpoint=str(checkpoint))
-    elif vit is not None:
-        vit['init_cfg'] = None
+    # The checkpoint holds every weight (an arch='auto' ViT reads its arch there).
+    drop_pretrained(model.get('backbone'), checkpoint)
     return cfg
 
 
