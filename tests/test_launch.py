@@ -155,3 +155,29 @@ def test_shape_model_of_a_backbone_that_cannot_be_built_on_meta(tmp_path):
     cfg.model.decode_head.num_classes = 4
     with pytest.raises(CheckpointMismatchError, match='conv_seg'):
         launch.check_fits_before_loading(cfg, None, str(path))
+
+
+def test_a_tool_that_succeeds_closes_its_process_group(tmp_path, monkeypatch):
+    """Gloo left to interpreter shutdown can abort a finished run (SIGABRT)."""
+    import sys
+    import types
+
+    import torch.distributed as dist
+
+    from mmseg_internvit.apis.errors import run_tool
+
+    def main(argv):
+        # What tools/train.py does under torchrun on a CPU machine.
+        dist.init_process_group('gloo', init_method=f'file://{tmp_path / "store"}', rank=0,
+                                world_size=1)
+        dist.all_reduce(torch.ones(2))
+        return 0 if argv == ['ok'] else 3
+
+    tool = types.ModuleType('mmseg_internvit.apis.distributed_stand_in')
+    tool.main = main
+    monkeypatch.setitem(sys.modules, tool.__name__, tool)
+    assert not dist.is_initialized()
+    assert run_tool('distributed_stand_in', ['ok'], register=False) == 0
+    assert not dist.is_initialized()
+    assert run_tool('distributed_stand_in', ['other'], register=False) == 3  # status kept
+    assert not dist.is_initialized()

@@ -46,6 +46,8 @@ def run_tool(tool: str, argv: Optional[Sequence[str]] = None, register: bool = T
 
     The tool's module is imported only after :func:`register_all_modules`, so
     DeepSpeed (imported by mmengine's runner) finds its accelerator named.
+    After a tool succeeds, the process group a distributed run started is
+    destroyed (:func:`~mmseg_internvit.apis.launch.close_process_group`).
 
     Args:
         tool: Module name in :mod:`mmseg_internvit.apis`, e.g. ``'train'``.
@@ -62,13 +64,17 @@ def run_tool(tool: str, argv: Optional[Sequence[str]] = None, register: bool = T
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         main = importlib.import_module(f'mmseg_internvit.apis.{tool}').main
-        return main(argv)
+        status = main(argv)
     except Exception as error:  # noqa: BLE001  (sorted below: user error or bug)
         message = _user_message(error)
         if message is None or '--debug' in argv:
             raise
         print(f'error: {message}', file=sys.stderr)
         return EXIT_USER_ERROR
+    if 'torch.distributed' in sys.modules:  # the dataset tools never import torch
+        from .launch import close_process_group
+        close_process_group()
+    return status
 
 
 # Raised inside a pipeline step, these mean a bug in the step, not a bad file:

@@ -139,6 +139,19 @@ def init_cpu_process_group(launcher: str) -> None:
         dist.init_process_group(backend='gloo')
 
 
+def close_process_group() -> None:
+    """Destroy the default process group, if one was started, before the interpreter exits.
+
+    Left to interpreter shutdown, gloo's worker threads can still hold tensors
+    whose release needs the interpreter being torn down: a run that succeeded
+    then sometimes ends in SIGABRT ("terminate called without an active
+    exception") and torchrun reports it failed. NCCL warns of the same leak.
+    """
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def check_strategy(cfg: Config) -> None:
     """Fail at start-up, with what to change, for strategies that cannot run."""
     strategy = cfg.get('strategy') or {}
