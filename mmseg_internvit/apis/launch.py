@@ -8,6 +8,7 @@ from typing import Optional
 
 import torch
 from mmengine.config import Config, DictAction
+from mmengine.dist import is_distributed
 from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 
@@ -134,22 +135,20 @@ def init_cpu_process_group(launcher: str) -> None:
     """
     if launcher == 'none' or torch.cuda.is_available():
         return
-    import torch.distributed as dist
-    if not dist.is_initialized():
-        dist.init_process_group(backend='gloo')
+    if not is_distributed():
+        torch.distributed.init_process_group(backend='gloo')
 
 
 def close_process_group() -> None:
-    """Destroy the default process group, if one was started, before the interpreter exits.
+    """Destroy the process groups a distributed run started, before the interpreter exits.
 
     Left to interpreter shutdown, gloo's worker threads can still hold tensors
     whose release needs the interpreter being torn down: a run that succeeded
     then sometimes ends in SIGABRT ("terminate called without an active
     exception") and torchrun reports it failed. NCCL warns of the same leak.
     """
-    import torch.distributed as dist
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+    if is_distributed():
+        torch.distributed.destroy_process_group()
 
 
 def check_strategy(cfg: Config) -> None:
