@@ -102,8 +102,11 @@ def test_mmcv_cuda_deformable_attention_equals_its_pytorch_path():
         results = {}
         for device in ('cpu', 'cuda'):  # cpu: multi_scale_deformable_attn_pytorch
             module = attn.to(device)
-            q = query.to(device).requires_grad_()
-            v = value.to(device).requires_grad_()
+            # detach(): fresh leaves on each device. On the CPU, .to() returns the
+            # tensor itself, and marking it would make the CUDA copy a non-leaf
+            # whose .grad stays None.
+            q = query.to(device).detach().requires_grad_()
+            v = value.to(device).detach().requires_grad_()
             spatial, start = level_layout(value_shapes, torch.device(device))
             out = module(q, v, ref.to(device), spatial, start)
             out.square().mean().backward()
