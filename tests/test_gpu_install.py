@@ -257,3 +257,65 @@ def test_lane_returns_few_files(tmp_path):
                    option, tmp_path / 'a_file' / 'x')
         assert bad.returncode == 2
         assert f"{option} {tmp_path / 'a_file' / 'x'}: cannot create that folder" in bad.stderr
+
+
+def test_lane_summary_keeps_what_tests_recorded(tmp_path):
+    """The summary of a lane's run folder: JUnit files written by a real pytest run,
+    whose tests record values (one named like the case's own field, as the GPU
+    segmentation tests do), and a real benchmark JSON of a tiny arch."""
+    import json
+    from test_benchmark import FAST, TINY_JSON, run_json
+    run = tmp_path / 'run'
+    (run / 'logs').mkdir(parents=True)
+    (run / 'bench').mkdir()
+    (run / 'logs' / 'machine.log').write_text('Some GPU, 1 MiB\npython 3 torch 2\n')
+    (run / 'phases.tsv').write_text('tests-segmentation\tok\t40\ntests-distributed\t'
+                                    'skipped (budget)\t0\n')
+    (tmp_path / 'test_recording.py').write_text(
+        'def test_trains(record_property):\n'
+        "    record_property('miou', 71.49)\n"
+        "    record_property('seconds', 24.3)\n\n"
+        'def test_breaks():\n'
+        '    assert 1 == 2\n')
+    proc = subprocess.run([sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider',
+                           str(tmp_path / 'test_recording.py'),
+                           '--junitxml', str(run / 'tests-segmentation.xml')],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 1, proc.stdout  # one test fails on purpose
+    result = run_json(tmp_path, '--arch', TINY_JSON, '--size', '56', '56', *FAST)
+    (run / 'bench' / 'fwd-b8.json').write_text(json.dumps(result))
+    summary_py = os.path.join(ROOT, 'tools', 'gpu', 'lane_summary.py')
+
+    def summarize():
+        proc = subprocess.run([sys.executable, summary_py, str(run), '77'],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout, json.loads((run / 'summary.json').read_text())
+
+    text, summary = summarize()
+    assert text.startswith('GPU lane: 77 s\nmachine: Some GPU, 1 MiB | python 3 torch 2\n')
+    assert [(p['name'], p['status']) for p in summary['phases']] == \
+        [('tests-segmentation', 'ok'), ('tests-distributed', 'skipped (budget)')]
+    tests = summary['tests']
+    assert (tests['passed'], tests['FAILED'], tests['skipped']) == (1, 1, 0)
+    assert tests['files'] == ['segmentation']
+    trains = next(c for c in tests['cases'] if c['name'] == 'test_trains')
+    assert trains['measured'] == {'miou': '71.49', 'seconds': '24.3'}
+    assert trains['seconds'] != 24.3  # the case's own duration, not the recorded value
+    assert 'test_trains miou=71.49 seconds=24.3' in text
+    assert 'FAILED' in text and 'test_breaks' in text
+    # A tiny arch's row is summarised, but the 6B targets are not judged on it.
+    [row] = summary['bench']
+    assert (row['row'], row['variant'], row['size']) == ('fwd-b8', 'sdpa', '56x56')
+    assert row['vs_eager'] == 1.0 and row['vs_gemm'] == result['runs'][0]['gemm_ratio']
+    assert summary['targets'] == []
+    assert "targets (issue #11): they apply to --arch 6b; these runs used ['custom']" in text
+    # Judged as the 6B at 504 px: met or missed by the recorded ratio.
+    for r in result['runs']:
+        r.update(arch_name='6b', variant='eager', height=504, width=504)
+    (run / 'bench' / 'fwd-b8.json').write_text(json.dumps(result))
+    text, summary = summarize()
+    ratio = result['runs'][0]['gemm_ratio']
+    assert summary['targets'] == [dict(target='6B fwd b8 eager vs GEMM', value=ratio,
+                                       bound='>= 0.75', met=ratio >= 0.75)]
+    assert f"6B fwd b8 eager vs GEMM: {ratio:.2f} (target >= 0.75)" in text
