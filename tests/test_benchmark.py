@@ -2,6 +2,7 @@
 
 Performance is never asserted here: timings only need to be positive.
 """
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -73,6 +74,8 @@ def test_forward_json_fields_and_flops(tmp_path):
     assert run['peak_memory']['method'].startswith('rss')
     assert run['peak_memory']['peak_bytes'] > 0
     assert result['environment']['torch'] == torch.__version__
+    assert result['environment']['timm'] == importlib.metadata.version('timm')
+    assert 'transformers' in result['environment']  # its version, or None where absent
 
 
 @pytest.mark.parametrize('extra,multiplier', [([], 3), (['--with-cp'], 4)])

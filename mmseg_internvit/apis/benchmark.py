@@ -30,6 +30,7 @@ repository (on a bare checkout: ``PYTHONPATH=. python tools/benchmark.py ...``).
 See docs/benchmarks.md.
 """
 import argparse
+import importlib.metadata
 import json
 import os
 import platform
@@ -296,6 +297,12 @@ def environment() -> dict:
     if torch.cuda.is_available():
         env['cuda_device'] = torch.cuda.get_device_name()
         env['cuda'] = torch.version.cuda
+    # The peers' speed depends on their versions too (read without importing them).
+    for name in ('timm', 'transformers'):
+        try:
+            env[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            env[name] = None
     return env
 
 
