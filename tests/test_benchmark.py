@@ -374,3 +374,55 @@ def test_cuda_without_cuda_is_refused(capsys):
         code, err = run_in_process(capsys, *args, '--device', 'cuda')
         assert code != 0
         assert '--device cuda requested but CUDA is not available' in err
+
+
+@pytest.mark.parametrize('name,group', [
+    # CUDA kernels as the profiler names them (cuBLAS on Hopper and Ampere, PyTorch's
+    # flash and memory-efficient attention, Inductor's Triton kernels, ATen's own).
+    ('nvjet_tst_192x192_64x4_2x1_v_bz_coopA_NNT', 'gemm'),
+    ('sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x256x64', 'gemm'),
+    ('ampere_bf16_s16816gemm_bf16_128x128_ldg8_f2f_stages_64x3_tn', 'gemm'),
+    ('void pytorch_flash::flash_fwd_kernel<Flash_fwd_kernel_traits<64, 128>>', 'attention'),
+    ('fmha_cutlassF_bf16_aligned_64x64_rf_sm80', 'attention'),
+    ('void (anonymous namespace)::cunn_SoftMaxForward<4, float>', 'attention'),
+    ('triton_red_fused__to_copy_mean_mul_pow_rsqrt_0', 'fused'),
+    ('void at::native::vectorized_elementwise_kernel<4, at::native::GeluCUDAKernelImpl>',
+     'other'),
+    # CPU operators.
+    ('aten::addmm', 'gemm'), ('aten::mm', 'gemm'), ('aten::bmm', 'gemm'),
+    ('aten::_scaled_dot_product_flash_attention_for_cpu', 'attention'),
+    ('Torch-Compiled Region: 0/0', 'fused'), ('aten::mul', 'other'), ('aten::_to_copy', 'other'),
+    ('aten::mmx', 'other'),
+])
+def test_profile_groups_kernels_and_operators(name, group):
+    from mmseg_internvit.benchmark.profile import categorize
+    assert categorize(name) == group
+
+
+def test_profile_attributes_one_step(tmp_path, capsys):
+    result = run_json(tmp_path, '--arch', TINY_JSON, '--size', '56', '56', '--attn', 'both',
+                      '--profile', *FAST)
+    for run in result['runs']:
+        profile = run['profile']
+        assert profile['source'] == 'cpu operators'
+        groups = profile['groups']
+        assert set(groups) == {'attention', 'gemm', 'fused', 'other'}
+        assert sum(g['ms'] for g in groups.values()) == pytest.approx(profile['total_ms'])
+        assert sum(g['share'] for g in groups.values()) == pytest.approx(1.0)
+        assert groups['gemm']['ms'] > 0 and groups['other']['ms'] > 0  # Linear layers, norms
+        assert groups['fused']['ms'] == 0  # nothing compiled
+        top = profile['top']
+        assert 0 < len(top) <= 8 and [t['ms'] for t in top] == sorted(
+            (t['ms'] for t in top), reverse=True)
+    by_variant = {r['variant']: r['profile']['groups'] for r in result['runs']}
+    # sdpa's fused kernel is attention; the reference's scores are batched products
+    # (gemm) with a softmax (attention).
+    assert by_variant['sdpa']['attention']['ms'] > 0 and by_variant['naive']['attention']['ms'] > 0
+    proc = run_tool('--arch', TINY_JSON, '--size', '56', '56', '--profile', *FAST)
+    assert 'profile of one step (cpu operators, self time):' in proc.stdout
+    config = os.path.join(REPO, 'configs', 'smoke',
+                          'linear_internvit-tiny_1xb4-300_ade20k-sample-112x112.py')
+    code, err = run_in_process(capsys, '--mode', 'slide', '--config', config, '--profile')
+    assert code == 2 and '--profile do not apply to --mode slide' in err
+    code, err = run_in_process(capsys, '--mode', 'load6b', '--profile')
+    assert code == 2 and 'drop --device/--attn/--with-cp/--windows/--profile' in err

@@ -282,7 +282,7 @@ def test_lane_summary_keeps_what_tests_recorded(tmp_path):
                            '--junitxml', str(run / 'tests-segmentation.xml')],
                           capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 1, proc.stdout  # one test fails on purpose
-    result = run_json(tmp_path, '--arch', TINY_JSON, '--size', '56', '56', *FAST)
+    result = run_json(tmp_path, '--arch', TINY_JSON, '--size', '56', '56', '--profile', *FAST)
     (run / 'bench' / 'fwd-b8.json').write_text(json.dumps(result))
     summary_py = os.path.join(ROOT, 'tools', 'gpu', 'lane_summary.py')
 
@@ -310,6 +310,12 @@ def test_lane_summary_keeps_what_tests_recorded(tmp_path):
     assert row['vs_eager'] == 1.0 and row['vs_gemm'] == result['runs'][0]['gemm_ratio']
     assert summary['targets'] == []
     assert "targets (issue #11): they apply to --arch 6b; these runs used ['custom']" in text
+    # The step's profile, by group.
+    assert row['profile'] == result['runs'][0]['profile']
+    assert 'profile of one step (cpu operators, self time, ms):' in text
+    gemm = row['profile']['groups']['gemm']
+    assert "  fwd-b8               sdpa          " in text
+    assert f"gemm {gemm['ms']:.1f} ({100 * gemm['share']:.0f}%)" in text
     # Judged as the 6B at 504 px: met or missed by the recorded ratio.
     for r in result['runs']:
         r.update(arch_name='6b', variant='eager', height=504, width=504)

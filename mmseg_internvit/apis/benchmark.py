@@ -132,6 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--peer-file', metavar='PATH',
                         help="--peer upstream: InternVL's segmentation/mmseg_custom/models/"
                              'backbones/intern_vit_6b.py (imported as it is)')
+    parser.add_argument('--profile', action='store_true',
+                        help='also run one step of each variant under torch.profiler: its time '
+                             'in GEMMs, attention, fused (compiled) kernels and the rest, and '
+                             'its largest kernels (CPU: operators)')
     parser.add_argument('--with-cp', action='store_true',
                         help='activation checkpointing (train mode)')
     parser.add_argument('--warmup', type=non_negative_int, default=2,
@@ -167,7 +171,8 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         ignored = [flag for flag, given in (
             ('--arch', args.arch is not None), ('--sizes', args.sizes), ('--batch', args.batch != 1),
             ('--dtype', args.dtype), ('--compile', args.compile), ('--peer', args.peer),
-            ('--peer-file', args.peer_file), ('--plot', args.plot)) if given]
+            ('--peer-file', args.peer_file), ('--plot', args.plot),
+            ('--profile', args.profile)) if given]
         if ignored:
             parser.error(f'{" / ".join(ignored)} do not apply to --mode slide (it times the '
                          "config's segmentor at --size with --crop-batch)")
@@ -192,9 +197,10 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         parser.error('--windows both and --attn both each compare two variants: compare one '
                      'thing per run (drop one of them)')
     if load:
-        if args.device != 'cpu' or args.attn != 'sdpa' or args.with_cp or windowed:
+        if (args.device != 'cpu' or args.attn != 'sdpa' or args.with_cp or windowed
+                or args.profile):
             parser.error('--mode load6b measures host memory: it runs on CPU with sdpa; '
-                         'drop --device/--attn/--with-cp/--windows')
+                         'drop --device/--attn/--with-cp/--windows/--profile')
         if len(args.sizes) > 1:
             parser.error('--mode load6b runs one forward: give one --size')
     if args.with_cp and args.mode != 'train':
@@ -352,7 +358,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                               window_size=args.window_size, global_blocks=args.global_blocks,
                               with_cp=args.with_cp, warmup=args.warmup,
                               repeats=args.repeats, num_classes=args.num_classes,
-                              compile=args.compile, peers=args.peer, peer_file=args.peer_file)
+                              compile=args.compile, peers=args.peer, peer_file=args.peer_file,
+                              profile=args.profile)
         try:
             runs, comparisons = run_benchmark(cfg)
         except PeerUnavailable as exc:
@@ -360,7 +367,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         result.update(runs=runs, comparisons=comparisons)
         print(report.format_runs(runs))
         for table in (report.format_agreement(runs),
-                      comparisons and report.format_comparisons(comparisons)):
+                      comparisons and report.format_comparisons(comparisons),
+                      args.profile and report.format_profiles(runs)):
             if table:
                 print()
                 print(table)

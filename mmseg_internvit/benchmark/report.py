@@ -70,6 +70,31 @@ def format_agreement(runs: List[dict]) -> str:
     return _table(header, rows) if rows else ''
 
 
+def format_profiles(runs: List[dict]) -> str:
+    """Where each profiled step's time went: milliseconds and share per group,
+    and its three largest kernels (CPU: operators).
+
+    Args:
+        runs: Run records; those with a ``profile`` entry are listed.
+    """
+    from .profile import GROUPS
+    header = ('size', 'variant', 'profiled ms', *GROUPS, 'largest')
+    rows = []
+    for r in runs:
+        p = r.get('profile')
+        if not p:
+            continue
+        shares = [f"{p['groups'][g]['ms']:.1f} ({100 * p['groups'][g]['share']:.0f}%)"
+                  for g in GROUPS]
+        largest = '; '.join(f"{t['name'][:40]} {t['ms']:.1f}" for t in p['top'][:3])
+        rows.append((f"{r['height']}x{r['width']}", r['variant'], f"{p['total_ms']:.1f}",
+                     *shares, largest))
+    if not rows:
+        return ''
+    return f"profile of one step ({runs[0]['profile']['source']}, self time):\n" + \
+        _table(header, rows)
+
+
 def format_load(record: dict) -> str:
     """Key/value lines of a load6b record.
 

@@ -11,6 +11,7 @@ from mmseg_internvit.models.backbones.arch_zoo import resolve_arch
 from mmseg_internvit.models.backbones.intern_vit import num_tokens
 from .flops import gemm_flops, step_flops
 from .measure import measure_peak_memory, synchronize, time_interleaved
+from .profile import profile_step
 from .peers import TOLERANCE, build_peer, compiled_twin, last_output, max_difference
 from .steps import build_backbone, make_gemm, make_step, with_attention
 
@@ -46,6 +47,8 @@ class BenchmarkConfig:
         compile: Also time our backbone with compiled blocks (same weights).
         peers: Also time these peers (:data:`~.peers.PEERS`) on the same weights.
         peer_file: The upstream ``intern_vit_6b.py`` for the ``'upstream'`` peer.
+        profile: Also profile one more step of each variant (see
+            :func:`~.profile.profile_step`), after the timings.
     """
 
     mode: str
@@ -65,6 +68,7 @@ class BenchmarkConfig:
     compile: bool = False
     peers: Sequence[str] = field(default_factory=tuple)
     peer_file: Optional[str] = None
+    profile: bool = False
 
     @property
     def attn_impls(self) -> List[str]:
@@ -228,6 +232,8 @@ def run_benchmark(cfg: BenchmarkConfig) -> Tuple[List[dict], List[dict]]:
                 record['compile_s'] = max(first_step[name] - variant_stats.median, 0.0)
             if name in agreement:
                 record['agreement'] = agreement[name]
+            if cfg.profile:
+                record['profile'] = profile_step(fns[name], device)
             by_variant[name] = record
             runs.append(record)
         reference, *others = by_variant.values()

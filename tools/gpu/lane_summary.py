@@ -47,7 +47,8 @@ def read_bench(run_dir: str) -> List[dict]:
                 first_step_s=r['first_step_s'], compile_s=r.get('compile_s'),
                 relative_diff=(r.get('agreement') or {}).get('relative_diff'),
                 concurrent_build=concurrent,
-                device=result['environment'].get('cuda_device', 'cpu')))
+                device=result['environment'].get('cuda_device', 'cpu'),
+                profile=r.get('profile')))
     return records
 
 
@@ -107,6 +108,24 @@ def read_tests(run_dir: str) -> dict:
                 cases=cases)
 
 
+def profile_lines(bench: List[dict]) -> List[str]:
+    """Per profiled run: self time by group and the largest kernel outside GEMM and
+    attention (what a miss of the GEMM rate is made of)."""
+    profiled = [r for r in bench if r['profile']]
+    if not profiled:
+        return []
+    lines = [f"profile of one step ({profiled[0]['profile']['source']}, self time, ms):"]
+    for r in profiled:
+        p = r['profile']
+        groups = ' '.join(f"{g} {v['ms']:.1f} ({100 * v['share']:.0f}%)"
+                          for g, v in p['groups'].items())
+        rest = next((t for t in p['top'] if t['group'] not in ('gemm', 'attention')), None)
+        largest = f"; largest other: {rest['name'][:60]} {rest['ms']:.1f}" if rest else ''
+        lines.append(f"  {r['row']:<20} {r['variant']:<13} {p['total_ms']:.1f}: {groups}"
+                     f"{largest}")
+    return lines
+
+
 def summarize(run_dir: str, elapsed: int) -> List[str]:
     """Write RUN_DIR/summary.json and return the summary's lines."""
     machine = open(os.path.join(run_dir, 'logs', 'machine.log')).read().strip().splitlines()
@@ -131,6 +150,7 @@ def summarize(run_dir: str, elapsed: int) -> List[str]:
         if overlapped:
             lines.append(f"  (the mmcv build ran on the CPUs during {', '.join(overlapped)}: "
                          'their first-step/compile times are inflated)')
+        lines += profile_lines(bench)
         lines.append('targets (issue #11):' if archs == {'6b'} else
                      f'targets (issue #11): they apply to --arch 6b; these runs used '
                      f'{sorted(archs)}')
