@@ -1,5 +1,6 @@
-"""GPU lane: the backbone in bf16 and compiled on CUDA, and mmcv's CUDA deformable
-attention against its PyTorch path on the adapter's patch-14 shapes."""
+"""GPU lane: the backbone in bf16 and compiled on CUDA, its RMSNorm in bf16, and
+mmcv's CUDA deformable attention against its PyTorch path on the adapter's patch-14
+shapes."""
 import pytest
 import torch
 
@@ -31,6 +32,34 @@ def test_bf16_backbone_follows_fp32_on_cuda(mode):
         assert relative_error(g, e) < 3e-2
     if mode == 'dtype':
         assert next(low.parameters()).dtype == torch.bfloat16
+
+
+def test_rmsnorm_in_bf16_follows_a_float32_copy_on_cuda(record_property):
+    """CUDA's fused rms_norm on bf16 input against normalising a float32 copy (the
+    form it replaced): both compute in float32, so the outputs may differ only by the
+    rounding of rare ties, at the 6B's width and a batch-8 token count; gradients too."""
+    import torch.nn.functional as F
+    from mmseg_internvit.models.layers import RMSNorm
+    torch.manual_seed(0)
+    norm = RMSNorm(3200).cuda().to(torch.bfloat16)
+    with torch.no_grad():
+        norm.weight.normal_()
+    base = torch.randn(8, 1297, 3 * 3200, device='cuda', dtype=torch.bfloat16) * 3
+    for what, tokens in (('whole rows', base[..., 2 * 3200:].contiguous()),
+                         ('q slice of qkv', base[..., :3200])):
+        x = tokens.detach().requires_grad_()
+        x_ref = tokens.detach().requires_grad_()
+        out = norm(x)
+        ref = norm.weight * F.rms_norm(x_ref.float(), (3200,), eps=norm.eps).to(x_ref.dtype)
+        differ = (out != ref).float().mean().item()
+        record_property(f'differing fraction, {what}', f'{differ:.2e}')
+        assert differ < 1e-3, what
+        # bf16 spacing is 2**-7 relative: differences stay within one step.
+        torch.testing.assert_close(out, ref, atol=0, rtol=2**-7)
+        grad = torch.randn_like(out)
+        out.backward(grad)
+        ref.backward(grad)
+        assert relative_error(x.grad, x_ref.grad) < 1e-2, what
 
 
 def _train_step(model, x):

@@ -147,6 +147,27 @@ def test_rmsnorm_matches_upstream_formula():
     torch.testing.assert_close(norm(x), ref)
 
 
+@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16, torch.float32])
+@pytest.mark.parametrize('autocast', [False, True])
+def test_rmsnorm_equals_normalising_a_float32_copy(dtype, autocast):
+    """Normalising the input in its own dtype gives exactly what upcasting it first
+    gives (the norm computes in float32 either way), for whole rows and for the q
+    slice of a qkv output (strided), also under autocast."""
+    torch.manual_seed(0)
+    norm = RMSNorm(96)
+    with torch.no_grad():
+        norm.weight.normal_()
+    norm.to(dtype)
+    whole = torch.randn(4, 37, 96) * 7
+    qkv = torch.randn(4, 37, 3 * 96) * 0.01
+    for x in (whole.to(dtype), qkv.to(dtype)[..., :96]):
+        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=autocast):
+            out = norm(x)
+            ref = norm.weight * F.rms_norm(x.float(), (96,), eps=norm.eps).to(x.dtype)
+        assert out.dtype == ref.dtype
+        assert torch.equal(out, ref)
+
+
 def test_sdpa_equals_naive_attention():
     torch.manual_seed(0)
     fused = Attention(32, 4, qk_normalization=True)

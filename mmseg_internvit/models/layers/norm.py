@@ -9,7 +9,11 @@ class RMSNorm(nn.Module):
 
     InternViT-6B normalises in float32 and multiplies by the weight after casting
     back to the input dtype; matching that order keeps bf16 outputs identical to
-    the released model's.
+    the released model's. ``F.rms_norm`` computes in float32 for bf16/fp16 inputs
+    and rounds its output once, so it is given the input as it is: an explicit
+    ``x.float()`` first would add two passes over the tokens (the upcast copy and
+    the cast back), the largest share of the eager backbone's memory traffic
+    besides its matrix products.
 
     Args:
         dim: Size of the normalised (last) dimension.
@@ -22,7 +26,8 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        normed = F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps)
+        normed = F.rms_norm(x, (x.shape[-1],), eps=self.eps)
+        # .to(): autocast may return float32; the weight multiplies the input dtype.
         return self.weight * normed.to(x.dtype)
 
     def reset_parameters(self) -> None:
