@@ -102,6 +102,15 @@ def test_built_wheel_travels_in_parts_and_is_reassembled(tmp_path):
     assert [p.name for p in parts] == [f'{wheel}.part-0{i}' for i in range(3)] + \
         [f'{wheel}.sha256']
     assert all(p.stat().st_size < 16 * 2**20 for p in parts)  # each one comes back
+    # A second call on the same machine does not send the same wheel back again...
+    twice = bundle('export-mmcv', tmp_path / 'bundle', tmp_path / 'out1')
+    assert twice.returncode == 0 and 'not exported again' in twice.stdout
+    assert not (tmp_path / 'out1' / 'mmcv-parts').exists()
+    # ...but a wheel built anew (other bytes) goes back.
+    (built / wheel).write_bytes(payload[::-1])
+    rebuilt_out = tmp_path / 'out_rebuilt'
+    assert bundle('export-mmcv', tmp_path / 'bundle', rebuilt_out).returncode == 0
+    assert len(list((rebuilt_out / 'mmcv-parts' / key).iterdir())) == 4
     # Carried to a fresh machine: the parts alone become the wheel again.
     carried = tmp_path / 'carried'
     (carried / 'mmcv-parts').mkdir(parents=True)
@@ -110,6 +119,12 @@ def test_built_wheel_travels_in_parts_and_is_reassembled(tmp_path):
     assert proc.returncode == 0, proc.stderr
     rebuilt = (carried / 'mmcv-cache' / key / wheel).read_bytes()
     assert hashlib.sha256(rebuilt).digest() == hashlib.sha256(payload).digest()
+    # A wheel that came as carried parts is not sent back again.
+    again = bundle('export-mmcv', carried, tmp_path / 'out2')
+    assert again.returncode == 0, again.stderr
+    assert 'carried in or exported already' in again.stdout
+    assert 'not exported again' in again.stdout
+    assert not (tmp_path / 'out2' / 'mmcv-parts').exists()
     # A missing part is caught by the checksum; nothing half-written is left.
     (carried / 'mmcv-cache' / key / wheel).unlink()
     (carried / 'mmcv-parts' / key / f'{wheel}.part-01').unlink()

@@ -36,7 +36,8 @@
 # summary.txt, summary.json, lane-files.tar.gz (logs/, bench/*.json and plots,
 # tests-*.xml, phases.tsv: written in --run-dir, default .gpu_lane_cache/run) and
 # mmcv-parts/KEY/ (a built wheel in three <16 MiB parts and its sha256: put that
-# folder back as .gpu_bundle/mmcv-parts to skip the build next time).
+# folder back as .gpu_bundle/mmcv-parts to skip the build next time; a wheel that
+# came that way is not sent back).
 # --device cpu --arch '{...}' --dtype float32 runs the bench phase on a CPU with a
 # tiny arch (to check this script); --dry-run prints the plan only.
 set -uo pipefail

@@ -21,7 +21,8 @@
 #       Copy the mmcv wheel(s) built in DIR/mmcv-cache to OUT/mmcv-parts, split
 #       into parts under 16 MiB with a sha256 each; put OUT/mmcv-parts back as
 #       DIR/mmcv-parts and install-mmcv reassembles them instead of building
-#       (reassemble-mmcv DIR does only that).
+#       (reassemble-mmcv DIR does only that). A wheel whose parts DIR/mmcv-parts
+#       already holds, or that was exported before, is not exported again.
 #
 # PY defaults to python3 (on such machines plain `pip` may be another Python).
 set -euo pipefail
@@ -170,8 +171,19 @@ export_mmcv() {
     [ -e "$wheel" ] || continue
     found=1
     key=$(basename "$(dirname "$wheel")")
+    # A wheel that came in as carried parts, or that an earlier call on this
+    # machine exported, goes back as nothing: those bytes cost transfer time and
+    # bring the carrier nothing new.
+    local sent
+    for sent in "$dir/mmcv-parts/$key/$(basename "$wheel").sha256" "$wheel.exported"; do
+      if [ -e "$sent" ] && (cd "$(dirname "$wheel")" && sha256sum -c --quiet "$sent" >/dev/null 2>&1); then
+        echo "mmcv wheel $key/$(basename "$wheel"): carried in or exported already ($sent), not exported again"
+        continue 2
+      fi
+    done
     mkdir -p "$out/mmcv-parts/$key"
     (cd "$(dirname "$wheel")" && sha256sum "$(basename "$wheel")") > "$out/mmcv-parts/$key/$(basename "$wheel").sha256"
+    cp "$out/mmcv-parts/$key/$(basename "$wheel").sha256" "$wheel.exported"
     split -b "$PART_BYTES" -d -a 2 "$wheel" "$out/mmcv-parts/$key/$(basename "$wheel").part-"
     echo "mmcv wheel $key/$(basename "$wheel") -> $out/mmcv-parts/$key ($(ls "$out/mmcv-parts/$key" | grep -c part-) parts)"
   done
