@@ -331,12 +331,18 @@ def test_lane_summary_keeps_what_tests_recorded(tmp_path):
     gemm = row['profile']['groups']['gemm']
     assert "  fwd-b8               sdpa          " in text
     assert f"gemm {gemm['ms']:.1f} ({100 * gemm['share']:.0f}%)" in text
-    # Judged as the 6B at 504 px: met or missed by the recorded ratio.
+    other = next(t for t in row['profile']['top'] if t['group'] == 'other')
+    assert f"largest other: {other['name'][:60]} {other['ms']:.1f}" in text
+    # Judged as the 6B at 504 px: met or missed by the recorded ratio. A compiled
+    # step's largest entry is fused; "largest other" still names the group other.
     for r in result['runs']:
         r.update(arch_name='6b', variant='eager', height=504, width=504)
+        r['profile']['top'].insert(0, dict(name='triton_poi_fused_add_mul_0', group='fused',
+                                           ms=1e3, calls=48))
     (run / 'bench' / 'fwd-b8.json').write_text(json.dumps(result))
     text, summary = summarize()
     ratio = result['runs'][0]['gemm_ratio']
     assert summary['targets'] == [dict(target='6B fwd b8 eager vs GEMM', value=ratio,
                                        bound='>= 0.75', met=ratio >= 0.75)]
     assert f"6B fwd b8 eager vs GEMM: {ratio:.2f} (target >= 0.75)" in text
+    assert f"largest other: {other['name'][:60]}" in text and 'triton_poi' not in text

@@ -109,8 +109,8 @@ def read_tests(run_dir: str) -> dict:
 
 
 def profile_lines(bench: List[dict]) -> List[str]:
-    """Per profiled run: self time by group and the largest kernel outside GEMM and
-    attention (what a miss of the GEMM rate is made of)."""
+    """Per profiled run: self time by group and its largest kernel of the group
+    ``other`` (the memory-bound work a miss of the GEMM rate is made of)."""
     profiled = [r for r in bench if r['profile']]
     if not profiled:
         return []
@@ -119,7 +119,7 @@ def profile_lines(bench: List[dict]) -> List[str]:
         p = r['profile']
         groups = ' '.join(f"{g} {v['ms']:.1f} ({100 * v['share']:.0f}%)"
                           for g, v in p['groups'].items())
-        rest = next((t for t in p['top'] if t['group'] not in ('gemm', 'attention')), None)
+        rest = next((t for t in p['top'] if t['group'] == 'other'), None)
         largest = f"; largest other: {rest['name'][:60]} {rest['ms']:.1f}" if rest else ''
         lines.append(f"  {r['row']:<20} {r['variant']:<13} {p['total_ms']:.1f}: {groups}"
                      f"{largest}")
