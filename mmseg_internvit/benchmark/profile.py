@@ -7,7 +7,7 @@ casts, scaling, residual adds, activations, copies): the memory-bound work that
 separates a step from the GEMM rate.
 """
 import re
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, Tuple
 
 import torch
 from torch.autograd import DeviceType
@@ -16,7 +16,7 @@ from torch.profiler import ProfilerActivity, profile
 from .measure import synchronize
 
 # First match wins: attention kernels often carry GEMM-like names (cutlass, gemm).
-CATEGORIES: Tuple[Tuple[str, 're.Pattern'], ...] = (
+CATEGORIES: Tuple[Tuple[str, re.Pattern], ...] = (
     ('attention', re.compile(r'flash|fmha|attention|sdpa|softmax', re.IGNORECASE)),
     ('gemm', re.compile(r'gemm|nvjet|xmma|cublas|cutlass|^aten::(mm|addmm|bmm|baddbmm)$',
                         re.IGNORECASE)),
@@ -47,7 +47,7 @@ def self_times(prof: profile, device: torch.device) -> Dict[str, Tuple[float, in
                 continue
             micros = event.self_device_time_total
         else:
-            if event.device_type != DeviceType.CPU or event.key.startswith('ProfilerStep'):
+            if event.device_type != DeviceType.CPU:
                 continue
             micros = event.self_cpu_time_total
         if micros > 0:
@@ -74,16 +74,15 @@ def profile_step(step: Callable[[], object], device: torch.device, top: int = 8)
     with profile(activities=activities) as prof:
         step()
         synchronize(device)
-    times = self_times(prof, device)
-    total = sum(ms for ms, _ in times.values())
+    entries = sorted((dict(name=name, group=categorize(name), ms=ms, calls=calls)
+                      for name, (ms, calls) in self_times(prof, device).items()),
+                     key=lambda entry: -entry['ms'])
+    total = sum(entry['ms'] for entry in entries)
     groups = {group: 0.0 for group in GROUPS}
-    for name, (ms, _) in times.items():
-        groups[categorize(name)] += ms
-    largest: List[dict] = [dict(name=name, group=categorize(name), ms=ms, calls=calls)
-                           for name, (ms, calls) in sorted(times.items(),
-                                                           key=lambda item: -item[1][0])[:top]]
+    for entry in entries:
+        groups[entry['group']] += entry['ms']
     return dict(source='cuda kernels' if device.type == 'cuda' else 'cpu operators',
                 total_ms=total,
                 groups={g: dict(ms=ms, share=ms / total if total else 0.0)
                         for g, ms in groups.items()},
-                top=largest)
+                top=entries[:top])
