@@ -307,6 +307,14 @@ def test_lane_summary_keeps_what_tests_recorded(tmp_path):
         assert proc.returncode == 0, proc.stderr
         return proc.stdout, json.loads((run / 'summary.json').read_text())
 
+    # Refused: bad arguments, and a folder the lane did not write.
+    for args, message in (([str(run)], 'usage: lane_summary.py RUN_DIR ELAPSED_SECONDS'),
+                          ([str(run), 'soon'], 'usage: lane_summary.py'),
+                          ([str(tmp_path / 'logs'), '1'], f"{tmp_path / 'logs'} has no "
+                           f"{os.path.join('logs', 'machine.log')} or phases.tsv")):
+        refused = subprocess.run([sys.executable, summary_py, *args], capture_output=True,
+                                 text=True)
+        assert refused.returncode == 2 and message in refused.stderr, refused.stderr
     text, summary = summarize()
     assert text.startswith('GPU lane: 77 s\nmachine: Some GPU, 1 MiB | python 3 torch 2\n')
     assert [(p['name'], p['status']) for p in summary['phases']] == \

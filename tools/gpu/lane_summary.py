@@ -91,7 +91,8 @@ def read_tests(run_dir: str) -> dict:
     stays under ``measured``, apart from the case's own fields (a test may well
     record a value named ``seconds``)."""
     cases = []
-    for xml_path in sorted(glob.glob(os.path.join(run_dir, 'tests-*.xml'))):
+    xml_paths = sorted(glob.glob(os.path.join(run_dir, 'tests-*.xml')))
+    for xml_path in xml_paths:
         for case in ET.parse(xml_path).getroot().iter('testcase'):
             failed = case.find('failure') is not None or case.find('error') is not None
             state = ('FAILED' if failed else
@@ -102,8 +103,7 @@ def read_tests(run_dir: str) -> dict:
                                         for p in case.iter('property')}))
     counts = {state: sum(c['state'] == state for c in cases)
               for state in ('passed', 'FAILED', 'skipped')}
-    ran = [os.path.basename(p)[len('tests-'):-len('.xml')]
-           for p in sorted(glob.glob(os.path.join(run_dir, 'tests-*.xml')))]
+    ran = [os.path.basename(p)[len('tests-'):-len('.xml')] for p in xml_paths]
     return dict(counts, seconds=round(sum(c['seconds'] for c in cases), 1), files=ran,
                 cases=cases)
 
@@ -168,9 +168,18 @@ def summarize(run_dir: str, elapsed: int) -> List[str]:
     return lines
 
 
+# What run_gpu_lane.sh writes into its run folder before any phase runs.
+REQUIRED = (os.path.join('logs', 'machine.log'), 'phases.tsv')
+
+
 def main(argv: List[str]) -> int:
     if len(argv) != 2 or not argv[1].isdigit():
         print('usage: lane_summary.py RUN_DIR ELAPSED_SECONDS', file=sys.stderr)
+        return 2
+    missing = [name for name in REQUIRED if not os.path.isfile(os.path.join(argv[0], name))]
+    if missing:
+        print(f"lane_summary.py: {argv[0]} has no {' or '.join(missing)}: give the --run-dir "
+              'of a run of tools/gpu/run_gpu_lane.sh', file=sys.stderr)
         return 2
     print('\n'.join(summarize(argv[0], int(argv[1]))))
     return 0
