@@ -400,8 +400,11 @@ def test_profile_groups_kernels_and_operators(name, group):
 
 
 def test_profile_attributes_one_step(tmp_path, capsys):
-    result = run_json(tmp_path, '--arch', TINY_JSON, '--size', '56', '56', '--attn', 'both',
-                      '--profile', *FAST)
+    path = tmp_path / 'result.json'
+    proc = run_tool('--arch', TINY_JSON, '--size', '56', '56', '--attn', 'both', '--profile',
+                    *FAST, '--json', str(path))
+    assert 'profile of one step (cpu operators, self time):' in proc.stdout
+    result = json.loads(path.read_text())
     for run in result['runs']:
         profile = run['profile']
         assert profile['source'] == 'cpu operators'
@@ -418,8 +421,6 @@ def test_profile_attributes_one_step(tmp_path, capsys):
     # sdpa's fused kernel is attention; the reference's scores are batched products
     # (gemm) with a softmax (attention).
     assert by_variant['sdpa']['attention']['ms'] > 0 and by_variant['naive']['attention']['ms'] > 0
-    proc = run_tool('--arch', TINY_JSON, '--size', '56', '56', '--profile', *FAST)
-    assert 'profile of one step (cpu operators, self time):' in proc.stdout
     config = os.path.join(REPO, 'configs', 'smoke',
                           'linear_internvit-tiny_1xb4-300_ade20k-sample-112x112.py')
     code, err = run_in_process(capsys, '--mode', 'slide', '--config', config, '--profile')
