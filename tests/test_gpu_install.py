@@ -180,6 +180,45 @@ def test_sdists_download_with_setuptools_below_81_in_the_build_env(tmp_path, pip
     assert usage.returncode == 2 and 'usage: download_sdist.sh' in usage.stderr
 
 
+def test_install_deepspeed_into_a_folder_of_its_own(tmp_path):
+    """--target puts the sdist's package where only processes that name the folder
+    see it; a second call finds it there and installs nothing."""
+    import tarfile
+    bundle = tmp_path / 'bundle'
+    bundle.mkdir()
+    # A stand-in sdist under DeepSpeed's name: a real one is 1.5 MB and not in a clone.
+    source = tmp_path / 'deepspeed-0.0.1'
+    (source / 'deepspeed').mkdir(parents=True)
+    (source / 'deepspeed' / '__init__.py').write_text("__version__ = '0.0.1'\n")
+    (source / 'setup.py').write_text("from setuptools import setup\n"
+                                     "setup(name='deepspeed', version='0.0.1', "
+                                     "packages=['deepspeed'])\n")
+    with tarfile.open(bundle / 'deepspeed-0.0.1.tar.gz', 'w:gz') as archive:
+        archive.add(source, arcname='deepspeed-0.0.1')
+    target = tmp_path / 'private'
+
+    def install(*extra):
+        return subprocess.run(['bash', BUNDLE, 'install-deepspeed', str(bundle), '--python',
+                               sys.executable, *extra], capture_output=True, text=True)
+    proc = install('--target', target)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f'DeepSpeed 0.0.1 installed from {bundle}/deepspeed-0.0.1.tar.gz into {target}' \
+        in proc.stdout
+    assert (target / 'deepspeed' / '__init__.py').read_text() == "__version__ = '0.0.1'\n"
+    # This environment's own packages are untouched.
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        assert version('deepspeed') != '0.0.1'
+    except PackageNotFoundError:
+        pass
+    again = install('--target', target)
+    assert again.returncode == 0 and 'DeepSpeed 0.0.1 present already' in again.stdout
+    wrong = subprocess.run(['bash', BUNDLE, 'install-wheels', str(bundle), '--target',
+                            str(target)], capture_output=True, text=True)
+    assert wrong.returncode == 2
+    assert 'install-wheels: --target is an option of install-deepspeed' in wrong.stderr
+
+
 LANE = os.path.join(ROOT, 'tools', 'gpu', 'run_gpu_lane.sh')
 
 
@@ -211,18 +250,29 @@ def test_lane_dry_run_plans_every_phase_within_the_budget(tmp_path):
     proc = lane('--dry-run', '--bundle', empty, '--out', tmp_path / 'out', '--bench', 'all')
     assert proc.returncode == 0, proc.stderr
     steps = [line.split()[0] for line in proc.stdout.splitlines()]
+    tests = ['tests-backbone', 'tests-segmentation', 'install-deepspeed', 'tests-distributed']
     assert steps == ['install', 'build-mmcv', 'bench-fwd-b8', 'bench-train-cp-b2',
                      'bench-fwd-b1', 'bench-train-cp-b1', 'bench-train-cp-b8', 'bench-sweep-b1',
-                     'check-install', 'tests-backbone', 'tests-segmentation',
-                     'install-deepspeed', 'tests-distributed']
+                     'check-install', 'tests-at-once', *tests]
     assert '(in the background during bench)' in proc.stdout
     assert '--mode forward --arch 6b --dtype bfloat16 --device cuda --batch 8' in proc.stdout
     assert '-m pytest -q -m gpu tests/test_gpu_backbone.py' in proc.stdout
-    serial = lane('--dry-run', '--serial-build', '--only', 'build,tests', '--bundle', empty,
-                  '--out', tmp_path / 'o')
+    assert 'tests-at-once          3 files at the same time' in proc.stdout
+    # DeepSpeed in a folder only the distributed file's processes see.
+    deepspeed = os.path.join('.gpu_lane_cache', 'run', 'deepspeed')
+    assert f'install-deepspeed {empty} --python {sys.executable} --target {deepspeed}' \
+        in proc.stdout
+    assert f'env PYTHONPATH={deepspeed}:' in proc.stdout
+    serial = lane('--dry-run', '--serial-build', '--serial-tests', '--only', 'build,tests',
+                  '--bundle', empty, '--out', tmp_path / 'o')
     assert [line.split()[0] for line in serial.stdout.splitlines()] == \
-        ['build-mmcv', 'check-install', 'tests-backbone', 'tests-segmentation',
-         'install-deepspeed', 'tests-distributed']
+        ['build-mmcv', 'check-install', *tests]
+    # A carried wheel has no build to hide: build alone, the tests, then the bench.
+    first = lane('--dry-run', '--tests-first', '--bundle', empty, '--out', tmp_path / 'f')
+    assert [line.split()[0] for line in first.stdout.splitlines()] == \
+        ['install', 'build-mmcv', 'check-install', 'tests-at-once', *tests, 'bench-fwd-b8',
+         'bench-train-cp-b2', 'bench-fwd-b1']
+    assert 'in the background' not in first.stdout
     # InternVL's file carried in the bundle adds the upstream rows, after the tests.
     bundle = tmp_path / 'bundle'
     (bundle / 'upstream').mkdir(parents=True)
@@ -233,8 +283,8 @@ def test_lane_dry_run_plans_every_phase_within_the_budget(tmp_path):
         ['tests-distributed', 'bench-fwd-b8-upstream', 'bench-train-cp-b2-upstream']
     assert f"--peer upstream --peer-file {bundle / 'upstream' / 'intern_vit_6b.py'}" \
         in carried.stdout
-    # A second call for what the budget cut: one test file (DeepSpeed installed first)
-    # and the upstream rows alone.
+    # A second call for what the budget cut: one test file (DeepSpeed installed first;
+    # alone, so not "at once") and the upstream rows alone.
     second = lane('--dry-run', '--only', 'build,tests,bench', '--tests', 'distributed',
                   '--bench', 'upstream', '--bundle', bundle, '--out', tmp_path / 's')
     assert [line.split()[0] for line in second.stdout.splitlines()] == \
@@ -242,7 +292,7 @@ def test_lane_dry_run_plans_every_phase_within_the_budget(tmp_path):
          'bench-fwd-b8-upstream', 'bench-train-cp-b2-upstream']
     assert 'in the background' not in second.stdout
     # A dry run writes nothing.
-    assert not any((tmp_path / d).exists() for d in ('out', 'o', 'u', 's'))
+    assert not any((tmp_path / d).exists() for d in ('out', 'o', 'f', 'u', 's'))
 
 
 def test_lane_returns_few_files(tmp_path):
@@ -253,18 +303,33 @@ def test_lane_returns_few_files(tmp_path):
     empty = tmp_path / 'bundle'
     empty.mkdir()
     out, run = tmp_path / 'out', tmp_path / 'run'
-    proc = lane('--only', 'install', '--bundle', empty, '--out', out, '--run-dir', run,
-                '--device', 'cpu', '--budget', '120')
+    # Two test files, at the same time (here every GPU test is skipped: no CUDA).
+    proc = lane('--only', 'install,tests', '--tests', 'backbone,distributed', '--bundle', empty,
+                '--out', out, '--run-dir', run, '--device', 'cpu', '--budget', '300')
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert '== 2 test files at once' in proc.stdout
     assert sorted(p.name for p in out.iterdir()) == ['lane-files.tar.gz', 'summary.json',
                                                      'summary.txt']
     summary = json.loads((out / 'summary.json').read_text())
-    assert [p['name'] for p in summary['phases']] == ['install']
-    assert (out / 'summary.txt').read_text().startswith('GPU lane: ')
+    phases = {p['name']: p for p in summary['phases']}
+    assert set(phases) == {'install', 'tests-backbone', 'install-deepspeed',
+                           'tests-distributed', 'tests-at-once'}
+    assert all(p['status'] == 'ok' for p in phases.values()), phases
+    # The files overlapped: both had started before either one ended.
+    lines = proc.stdout.splitlines()
+    first_end = next(i for i, line in enumerate(lines) if 'tail of logs/tests-' in line)
+    started = [line.split()[1] for line in lines[:first_end] if line.startswith('== tests-')]
+    assert sorted(started) == ['tests-backbone', 'tests-distributed'], proc.stdout
+    assert summary['tests']['files'] == ['backbone', 'distributed']
+    assert summary['tests']['files_at_once_s'] == phases['tests-at-once']['seconds']
+    assert summary['tests']['skipped'] == len(summary['tests']['cases']) > 0
+    text = (out / 'summary.txt').read_text()
+    assert text.startswith('GPU lane: ') and 'files at once: ' in text
     assert f'torch {torch.__version__}' in ' '.join(summary['machine'])
     with tarfile.open(out / 'lane-files.tar.gz') as archive:
         names = set(archive.getnames())
-    assert {'logs/machine.log', 'logs/install.log', 'phases.tsv'} <= names
+    assert {'logs/machine.log', 'logs/install.log', 'phases.tsv', 'tests-backbone.xml',
+            'tests-distributed.xml', 'logs/tests-distributed.log'} <= names
     # A folder it cannot create stops it before anything is cleaned or written.
     (tmp_path / 'a_file').write_text('')
     for option in ('--out', '--run-dir'):

@@ -157,9 +157,15 @@ def summarize(run_dir: str, elapsed: int) -> List[str]:
         lines += [f"  {'met   ' if t['met'] else 'MISSED'} {t['target']}: {t['value']:.2f} "
                   f"(target {t['bound']})" for t in targets]
     tests = summary['tests']
+    # The lane runs its test files at the same time unless told otherwise: then
+    # the time the lane took for them is the phase's, not the cases' sum, and
+    # what the tests measured (speeds, seconds) was measured beside the others.
+    at_once = next((p for p in summary['phases'] if p['name'] == 'tests-at-once'), None)
+    tests['files_at_once_s'] = at_once and at_once['seconds']
+    wall = f", files at once: {at_once['seconds']} s" if at_once else ''
     lines.append(f"tests ({', '.join(tests['files']) or 'none finished'}): "
                  f"{tests['passed']} passed, {tests['FAILED']} failed, {tests['skipped']} "
-                 f"skipped, {tests['seconds']:.0f} s in tests")
+                 f"skipped, {tests['seconds']:.0f} s in tests{wall}")
     for c in tests['cases']:
         extra = ' '.join(f'{k}={v}' for k, v in c['measured'].items())
         lines.append(f"  {c['state']:<7} {c['seconds']:6.1f} s  {c['name']} {extra}".rstrip())

@@ -5,7 +5,7 @@
 #
 #   bash tools/gpu/run_gpu_lane.sh [--budget SECONDS] [--only PHASES] [--bench core|all|upstream]
 #       [--tests FILES] [--bundle DIR] [--out DIR] [--run-dir DIR] [--upstream-file PATH]
-#       [--serial-build]
+#       [--serial-build] [--tests-first] [--serial-tests]
 #       [--device cuda|cpu] [--arch ARCH] [--dtype DTYPE] [--dry-run]
 #
 # Before: fill the bundle folder (git-ignored, default .gpu_bundle) where a package
@@ -18,7 +18,7 @@
 #   build    mmcv with CUDA ops for the local GPU (install-mmcv): a wheel carried in
 #            .gpu_bundle/mmcv-parts (or built earlier on this machine) is reused; else
 #            it is built, by default in the background during the bench phase on all
-#            cores but two (--serial-build: alone, after it); then DeepSpeed's sdist
+#            cores but two (--serial-build: alone, after it), then check_install.py
 #   bench    tools/benchmark.py rows for docs/benchmarks.md, 6B, bf16, 504 px: eager,
 #            compiled, transformers; forward batch 8 and 1, full-tuning step with
 #            checkpointing batch 2, the first two with a profile of one step
@@ -29,9 +29,14 @@
 #            and training step batch 2: after the tests, with the budget left
 #            (--bench upstream: these rows alone)
 #   tests    pytest -m gpu, one run per tests/test_gpu_*.py (backbone, segmentation,
-#            then DeepSpeed's install and distributed), JUnit XML with measured values;
-#            --tests distributed (say) runs only those files, e.g. in a second call on
-#            the same warm machine for what the budget cut from the first
+#            and distributed after DeepSpeed's sdist is installed into
+#            RUN_DIR/deepspeed), the files at the same time (--serial-tests:
+#            one after another), JUnit XML with measured values; --tests distributed
+#            (say) runs only those files, e.g. in a second call on the same warm
+#            machine for what the budget cut from the first
+# --tests-first: build (alone), tests, then bench: for a carried mmcv wheel (no
+# build to hide behind the benchmarks), so that a budget cut costs bench rows,
+# not the tests.
 # Results under --out (default $OUT, else ./gpu_lane_out), seven files at most:
 # summary.txt, summary.json, lane-files.tar.gz (logs/, bench/*.json and plots,
 # tests-*.xml, phases.tsv: written in --run-dir, default .gpu_lane_cache/run) and
@@ -53,6 +58,8 @@ OUT_DIR=${OUT:-./gpu_lane_out}
 RUN_DIR=.gpu_lane_cache/run
 UPSTREAM=""
 SERIAL_BUILD=0
+SERIAL_TESTS=0
+TESTS_FIRST=0
 DEVICE=cuda
 ARCH=6b
 DTYPE=bfloat16
@@ -81,6 +88,8 @@ while [ $# -gt 0 ]; do
     --run-dir) RUN_DIR=${2:-}; shift 2;;
     --upstream-file) UPSTREAM=${2:-}; shift 2;;
     --serial-build) SERIAL_BUILD=1; shift;;
+    --serial-tests) SERIAL_TESTS=1; shift;;
+    --tests-first) TESTS_FIRST=1; shift;;
     --device) DEVICE=${2:-}; shift 2;;
     --arch) ARCH=${2:-}; shift 2;;
     --dtype) DTYPE=${2:-}; shift 2;;
@@ -123,6 +132,8 @@ export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 export PIP_BREAK_SYSTEM_PACKAGES=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 # Kept between calls on a warm machine (git-ignored): a rerun compiles nothing twice.
 export TORCHINDUCTOR_CACHE_DIR="$ROOT/.gpu_lane_cache/inductor"
+# Kept between calls too (the clean-up above spares it).
+DEEPSPEED_DIR="$RUN_DIR/deepspeed"
 
 # run NAME CAP CMD...: run CMD under timeout min(CAP, budget left - RESERVE),
 # log to logs/NAME.log, record "NAME status seconds" in phases.tsv.
@@ -167,7 +178,7 @@ wants install && run install 180 bash tools/install/offline_gpu_bundle.sh instal
 BUILD_PID=""
 BACKGROUND_BUILD=0
 wants build && wants bench && [ "$BENCH" != upstream ] && [ "$SERIAL_BUILD" = 0 ] \
-  && BACKGROUND_BUILD=1
+  && [ "$TESTS_FIRST" = 0 ] && BACKGROUND_BUILD=1
 if [ "$BACKGROUND_BUILD" = 1 ] && [ "$DRY" = 1 ]; then
   printf '%-22s %s\n' build-mmcv "bash tools/install/offline_gpu_bundle.sh install-mmcv $BUNDLE (in the background during bench)"
 elif [ "$BACKGROUND_BUILD" = 1 ]; then
@@ -193,8 +204,9 @@ bench_row() {  # NAME MODE BATCH EXTRA...
   run "bench-$name" 240 "$PY" tools/benchmark.py --mode "$mode" --arch "$ARCH" --dtype "$DTYPE" \
     --device "$DEVICE" --batch "$batch" "${timing[@]}" --json "$RUN_DIR/bench/$name.json" "$@"
 }
-if wants bench && [ "$BENCH" != upstream ]; then
-  peers=(--compile --peer transformers)
+bench_core() {
+  wants bench && [ "$BENCH" != upstream ] || return 0
+  local peers=(--compile --peer transformers)
   # --profile: where the time goes in the rows the targets judge (one extra step each).
   bench_row fwd-b8 forward 8 --size 504 504 "${peers[@]}" --profile
   bench_row train-cp-b2 train 2 --with-cp --size 504 504 "${peers[@]}" --profile
@@ -205,9 +217,10 @@ if wants bench && [ "$BENCH" != upstream ]; then
     bench_row sweep-b1 forward 1 --sizes 224 448 504 672 896 "${peers[@]}" \
       --warmup 1 --repeats 3 --plot "$RUN_DIR/bench/sweep-b1.png"
   fi
-fi
+}
 
-if wants build; then
+finish_build() {
+  wants build || return 0
   if [ -n "$BUILD_PID" ]; then
     echo "== waiting for the mmcv build"
     wait "$BUILD_PID"
@@ -217,22 +230,68 @@ if wants build; then
   fi
   [ "$DRY" = 0 ] && bash tools/install/offline_gpu_bundle.sh export-mmcv "$BUNDLE" "$OUT_DIR" > "$RUN_DIR/logs/export-mmcv.log" 2>&1
   run check-install 90 "$PY" tools/check_install.py
-fi
-
-# One pytest per file, most basic first, each with its own JUnit XML: a file
-# cut short by the budget loses only its own results. DeepSpeed (only the
-# distributed tests need it) is installed just before them.
-gpu_tests() {  # NAME CAP
-  listed "$TESTS" "$1" || return 0
-  run "tests-$1" "$2" "$PY" -m pytest -q -m gpu "tests/test_gpu_$1.py" -p no:cacheprovider \
-    -rfEs --durations=10 --junitxml "$RUN_DIR/tests-$1.xml"
 }
-if wants tests; then
-  gpu_tests backbone 150
-  gpu_tests segmentation 300
+
+# One pytest per file, each with its own JUnit XML: a file cut short by the
+# budget loses only its own results.
+gpu_tests() {  # NAME CAP [VAR=VALUE...]
+  listed "$TESTS" "$1" || return 0
+  local name=$1 cap=$2; shift 2
+  run "tests-$name" "$cap" env "$@" "$PY" -m pytest -q -m gpu "tests/test_gpu_$name.py" \
+    -p no:cacheprovider -rfEs --durations=10 --junitxml "$RUN_DIR/tests-$name.xml"
+}
+# DeepSpeed goes into a folder of its own that only the distributed file's
+# processes see: mmengine imports DeepSpeed in every process where it is
+# importable (seconds each), and the other files start many tool processes.
+distributed_tests() {
+  listed "$TESTS" distributed || return 0
+  run install-deepspeed 150 bash tools/install/offline_gpu_bundle.sh install-deepspeed "$BUNDLE" \
+    --python "$PY" --target "$DEEPSPEED_DIR"
+  gpu_tests distributed 240 PYTHONPATH="$DEEPSPEED_DIR:$PYTHONPATH"
+}
+# The files run at once by default: one GPU holds all three (tiny models), and
+# their time is mostly tool processes starting and small kernels, so the lane
+# takes as long as its slowest file instead of the sum (the CPU threads are
+# shared out between them). Their correctness checks do not depend on it; the
+# speeds they record are measured next to the other files (summary.json says
+# so). --serial-tests: one after another.
+run_tests() {
+  wants tests || return 0
+  local files
+  files=$(for f in backbone segmentation distributed; do listed "$TESTS" "$f" && echo "$f"; done | wc -l)
+  if [ "$SERIAL_TESTS" = 1 ] || [ "$files" -lt 2 ]; then
+    gpu_tests backbone 150
+    gpu_tests segmentation 300
+    distributed_tests
+    return 0
+  fi
+  local threads=$(( $(nproc) / files > 0 ? $(nproc) / files : 1 )) start pids=() rc=0 pid
+  if [ "$DRY" = 1 ]; then
+    echo "tests-at-once          $files files at the same time (OMP_NUM_THREADS=$threads each):"
+    gpu_tests backbone 150
+    gpu_tests segmentation 300
+    distributed_tests
+    return 0
+  fi
+  echo "== $files test files at once (OMP_NUM_THREADS=$threads each)"
+  start=$(date +%s)
+  ( export OMP_NUM_THREADS=$threads; gpu_tests backbone 150 ) & pids+=($!)
+  ( export OMP_NUM_THREADS=$threads; gpu_tests segmentation 300 ) & pids+=($!)
+  ( export OMP_NUM_THREADS=$threads; distributed_tests ) & pids+=($!)
+  for pid in "${pids[@]}"; do wait "$pid" || rc=1; done
+  printf 'tests-at-once\t%s\t%s\n' "$([ "$rc" = 0 ] && echo ok || echo 'failed (a file)')" \
+    "$(( $(date +%s) - start ))" >> "$PHASES"
+}
+
+if [ "$TESTS_FIRST" = 1 ]; then
+  finish_build
+  run_tests
+  bench_core
+else
+  bench_core
+  finish_build
+  run_tests
 fi
-wants build && listed "$TESTS" distributed && run install-deepspeed 150 bash tools/install/offline_gpu_bundle.sh install-deepspeed "$BUNDLE" --python "$PY"
-wants tests && gpu_tests distributed 240
 
 # The upstream rows last, with what is left of the budget: they are extra
 # processes (eager + upstream) that the tests must not wait for. On their own:

@@ -16,7 +16,9 @@
 #       tools/install/install_mmcv.sh (built from DIR's sdist with the C++20
 #       patch, or taken from a wheel built earlier: DIR/mmcv-cache, or parts
 #       in DIR/mmcv-parts, reassembled first);
-#     install-deepspeed: DeepSpeed from its sdist, if DIR has it.
+#     install-deepspeed: DeepSpeed from its sdist, if DIR has it (with
+#       --target TDIR: into TDIR, seen only by processes with TDIR on their
+#       PYTHONPATH; mmengine imports DeepSpeed in every process that has it).
 #   offline_gpu_bundle.sh export-mmcv DIR OUT
 #       Copy the mmcv wheel(s) built in DIR/mmcv-cache to OUT/mmcv-parts, split
 #       into parts under 16 MiB with a sha256 each; put OUT/mmcv-parts back as
@@ -69,12 +71,17 @@ download() {
   echo "$(ls "$dir" | grep -c '\.whl$') wheels + $(ls "$dir" | grep -c '\.tar\.gz$') sdists in $dir ($(du -sh "$dir" --exclude=large | cut -f1)); large/ ($(du -sh "$dir/large" | cut -f1)): $(ls "$dir/large")"
 }
 
-# Options of the install modes: --python PY, --break-system-packages.
+# Options of the install modes: --python PY, --break-system-packages (and
+# install-deepspeed's --target TDIR).
 py=python3
+target=""
 install_options() {
   while [ $# -gt 0 ]; do
     case "$1" in
       --python) py=${2:?--python needs an interpreter}; shift 2;;
+      --target)
+        [ "$mode" = install-deepspeed ] || die "$mode: --target is an option of install-deepspeed"
+        target=${2:?--target needs a folder}; shift 2;;
       --break-system-packages) export PIP_BREAK_SYSTEM_PACKAGES=1; shift;;
       *) die "$mode: unknown argument $1";;
     esac
@@ -135,13 +142,20 @@ install_deepspeed() {
     return 0
   fi
   version=$(basename "$sdist" .tar.gz | cut -d- -f2)
-  if "$py" -c "import sys; from importlib.metadata import version; sys.exit(version('deepspeed') != '$version')" 2>/dev/null; then
+  local where=() seen=${PYTHONPATH:-}
+  if [ -n "$target" ]; then
+    mkdir -p "$target" && target=$(cd "$target" && pwd) || die "install-deepspeed: cannot create --target $target"
+    # --upgrade: without it pip leaves another version already in TDIR in place.
+    where=(--target "$target" --upgrade)
+    seen="$target${PYTHONPATH:+:$PYTHONPATH}"
+  fi
+  if PYTHONPATH="$seen" "$py" -c "import sys; from importlib.metadata import version; sys.exit(version('deepspeed') != '$version')" 2>/dev/null; then
     echo "DeepSpeed $version present already"
     return 0
   fi
   start=$(date +%s)
-  "$py" -m pip install -q --no-index --no-deps --no-build-isolation "$sdist"
-  echo "DeepSpeed $version installed from $sdist in $(( $(date +%s) - start )) s"
+  "$py" -m pip install -q --no-index --no-deps --no-build-isolation "${where[@]}" "$sdist"
+  echo "DeepSpeed $version installed from $sdist${target:+ into $target} in $(( $(date +%s) - start )) s"
 }
 
 # Parts carried back (DIR/mmcv-parts/KEY/WHEEL.part-NN + WHEEL.sha256) become
