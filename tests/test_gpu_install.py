@@ -280,7 +280,7 @@ def test_lane_dry_run_plans_every_phase_within_the_budget(tmp_path):
     carried = lane('--dry-run', '--bundle', bundle, '--only', 'bench,tests',
                    '--out', tmp_path / 'u')
     assert [line.split()[0] for line in carried.stdout.splitlines()][-3:] == \
-        ['tests-distributed', 'bench-fwd-b8-upstream', 'bench-train-cp-b2-upstream']
+        ['tests-distributed', 'bench-train-cp-b2-upstream', 'bench-fwd-b8-upstream']
     assert f"--peer upstream --peer-file {bundle / 'upstream' / 'intern_vit_6b.py'}" \
         in carried.stdout
     # A second call for what the budget cut: one test file (DeepSpeed installed first;
@@ -289,7 +289,7 @@ def test_lane_dry_run_plans_every_phase_within_the_budget(tmp_path):
                   '--bench', 'upstream', '--bundle', bundle, '--out', tmp_path / 's')
     assert [line.split()[0] for line in second.stdout.splitlines()] == \
         ['build-mmcv', 'check-install', 'install-deepspeed', 'tests-distributed',
-         'bench-fwd-b8-upstream', 'bench-train-cp-b2-upstream']
+         'bench-train-cp-b2-upstream', 'bench-fwd-b8-upstream']
     assert 'in the background' not in second.stdout
     # A dry run writes nothing.
     assert not any((tmp_path / d).exists() for d in ('out', 'o', 'f', 'u', 's'))
