@@ -244,9 +244,21 @@ def build_runner(cfg: Config):
     check_strategy(cfg)
     adapt_to_cpu(cfg)
     init_cpu_process_group(cfg.launcher)
-    if 'runner_type' in cfg:
-        return RUNNERS.build(cfg)
-    return Runner.from_cfg(cfg)
+    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+    log_process_group()
+    return runner
+
+
+def log_process_group() -> None:
+    """Log the backend of the process group a distributed run uses.
+
+    The environment mmengine logs shows the config's ``dist_cfg`` (NCCL in
+    mmseg's defaults), which a run without CUDA replaces with gloo
+    (:func:`init_cpu_process_group`); this line says what really runs.
+    """
+    if is_distributed():
+        print_log(f'process group: backend {torch.distributed.get_backend()}, world size '
+                  f'{torch.distributed.get_world_size()}', logger='current')
 
 
 def adapt_for_testing(cfg: Config, checkpoint: str) -> bool:
