@@ -145,7 +145,10 @@ def test_attn_both_reports_ratios_and_sizes(tmp_path):
     assert len(result['comparisons']) == 2
     for comp in result['comparisons']:
         assert comp['time_ratio'] > 0 and comp['speedup'] == pytest.approx(1 / comp['time_ratio'])
-        assert 'peak_memory_ratio' in comp
+        assert (comp['reference'], comp['variant']) == ('naive', 'sdpa')
+        assert comp['variant_time_s'] / comp['reference_time_s'] == \
+            pytest.approx(comp['time_ratio'])
+        assert 'peak_memory_ratio' in comp and 'variant_peak_memory_bytes' in comp
 
 
 def test_windows_both_compares_global_and_windowed(tmp_path):
@@ -161,7 +164,7 @@ def test_windows_both_compares_global_and_windowed(tmp_path):
     assert glob['flops'] == expected_forward_flops(64, 2, 21, 1)
     assert win['flops'] == expected_forward_flops(64, 2, 21, 1) - 4 * 64 * (21 * 21 - 24 * 5 - 21)
     (comp,) = result['comparisons']
-    assert (comp['reference'], comp['fused']) == ('global', 'window2')
+    assert (comp['reference'], comp['variant']) == ('global', 'window2')
     assert comp['speedup'] == pytest.approx(glob['time_s']['median'] / win['time_s']['median'])
 
 
@@ -276,7 +279,7 @@ def test_compiled_and_transformers_on_the_same_weights(tmp_path):
         assert agreement['relative_diff'] <= 1e-5  # fp32: the same arithmetic
         assert agreement['max_abs_reference'] > 0
         assert ('compile_s' in run) == (run['variant'] == 'compiled')
-    comparisons = [(c['reference'], c['fused'], c['height']) for c in result['comparisons']]
+    comparisons = [(c['reference'], c['variant'], c['height']) for c in result['comparisons']]
     assert comparisons == [('eager', 'compiled', 56), ('eager', 'transformers', 56),
                            ('eager', 'compiled', 84), ('eager', 'transformers', 84)]
     assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'

@@ -45,11 +45,11 @@ def format_comparisons(comparisons: List[dict]) -> str:
     rows = []
     for c in comparisons:
         ratio = c['peak_memory_ratio']
-        rows.append((f"{c['height']}x{c['width']}", c['reference'], c['fused'],
-                     f"{c['reference_time_s']:.4f}", f"{c['fused_time_s']:.4f}",
+        rows.append((f"{c['height']}x{c['width']}", c['reference'], c['variant'],
+                     f"{c['reference_time_s']:.4f}", f"{c['variant_time_s']:.4f}",
                      f"{c['speedup']:.2f}x", f"{c['time_ratio']:.3f}",
                      f"{c['reference_peak_memory_bytes'] / MIB:.1f}",
-                     f"{c['fused_peak_memory_bytes'] / MIB:.1f}",
+                     f"{c['variant_peak_memory_bytes'] / MIB:.1f}",
                      'n/a' if ratio is None else f'{ratio:.3f}'))
     return _table(header, rows)
 

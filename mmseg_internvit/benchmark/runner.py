@@ -285,26 +285,26 @@ def check_agreement(cfg: BenchmarkConfig, variants: List[Variant], height: int, 
     return result
 
 
-def compare(reference: dict, fused: dict) -> dict:
+def compare(reference: dict, variant: dict) -> dict:
     """Variant-vs-reference ratios for one size.
 
-    ``time_ratio`` and ``peak_memory_ratio`` are fused / reference (lower is
-    better); ``speedup`` is reference / fused time. The keys keep the names
-    of the kernel comparison; with ``windows='both'`` the reference is global
-    attention and "fused" the windowed variant, and with compiled blocks or
-    peers the reference is our eager backbone and "fused" the other one.
+    ``time_ratio`` and ``peak_memory_ratio`` are variant / reference (lower is
+    better); ``speedup`` is reference / variant time. The reference is the
+    naive kernel (against sdpa), global attention (against windows, with
+    ``windows='both'``) or our eager backbone (against compiled blocks and
+    peers).
 
     Args:
         reference: Run record of the reference (naive kernel, global, or eager).
-        fused: Run record of the variant (sdpa kernel, windows, compiled or a
+        variant: Run record of the variant (sdpa kernel, windows, compiled or a
             peer), same size.
     """
-    t_ref, t_fused = reference['time_s']['median'], fused['time_s']['median']
+    t_ref, t_var = reference['time_s']['median'], variant['time_s']['median']
     m_ref = reference['peak_memory']['peak_delta_bytes']
-    m_fused = fused['peak_memory']['peak_delta_bytes']
-    return dict(height=fused['height'], width=fused['width'], batch=fused['batch'],
-                mode=fused['mode'], reference=reference['variant'], fused=fused['variant'],
-                reference_time_s=t_ref, fused_time_s=t_fused, time_ratio=t_fused / t_ref,
-                speedup=t_ref / t_fused, reference_peak_memory_bytes=m_ref,
-                fused_peak_memory_bytes=m_fused,
-                peak_memory_ratio=m_fused / m_ref if m_ref > 0 else None)
+    m_var = variant['peak_memory']['peak_delta_bytes']
+    return dict(height=variant['height'], width=variant['width'], batch=variant['batch'],
+                mode=variant['mode'], reference=reference['variant'], variant=variant['variant'],
+                reference_time_s=t_ref, variant_time_s=t_var, time_ratio=t_var / t_ref,
+                speedup=t_ref / t_var, reference_peak_memory_bytes=m_ref,
+                variant_peak_memory_bytes=m_var,
+                peak_memory_ratio=m_var / m_ref if m_ref > 0 else None)
