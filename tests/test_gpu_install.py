@@ -325,6 +325,12 @@ def test_lane_returns_few_files(tmp_path):
     assert summary['tests']['skipped'] == len(summary['tests']['cases']) > 0
     text = (out / 'summary.txt').read_text()
     assert text.startswith('GPU lane: ') and 'files at once: ' in text
+    # The lane's time counts the files once, by the phase that waited for them all.
+    at_once = phases['tests-at-once']['seconds']
+    assert summary['lane_s']['parts'] == [['install', phases['install']['seconds']],
+                                          ['tests-at-once', at_once]]
+    assert f"lane, mmcv build excluded: install {phases['install']['seconds']} + " \
+           f"tests-at-once {at_once} = " in text
     assert f'torch {torch.__version__}' in ' '.join(summary['machine'])
     with tarfile.open(out / 'lane-files.tar.gz') as archive:
         names = set(archive.getnames())
@@ -392,6 +398,11 @@ def test_lane_summary_keeps_what_tests_recorded(tmp_path):
     assert trains['seconds'] != 24.3  # the case's own duration, not the recorded value
     assert 'test_trains miou=71.49 seconds=24.3' in text
     assert 'FAILED' in text and 'test_breaks' in text
+    # One file after another: their times add up.
+    assert summary['lane_s'] == dict(parts=[['tests-segmentation', 40],
+                                            ['tests-distributed', 0]], total=40)
+    assert 'lane, mmcv build excluded: tests-segmentation 40 + tests-distributed 0 = 40 s ' \
+           '(issue #11: under 360 s on one H100/H200)' in text
     # A tiny arch's row is summarised, but the 6B targets are not judged on it.
     [row] = summary['bench']
     assert (row['row'], row['variant'], row['size']) == ('fwd-b8', 'sdpa', '56x56')
