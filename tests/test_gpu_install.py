@@ -230,7 +230,7 @@ def lane(*args):
 @pytest.mark.parametrize('args,message', [
     (['--budget', '30'], "--budget must be whole seconds >= 60, got '30'"),
     (['--only', 'install,deploy'], "--only: unknown phase 'deploy'"),
-    (['--bench', 'some'], "--bench must be core, all or upstream, got 'some'"),
+    (['--bench', 'some'], "--bench must be core, all, upstream or extra, got 'some'"),
     (['--bench', 'upstream', '--bundle', '/no/bundle'], '--bench upstream needs InternVL'),
     (['--tests', 'backbone,cuda'], "--tests: unknown file 'cuda'"),
     (['--device', 'tpu'], "--device must be cuda or cpu, got 'tpu'"),
@@ -291,8 +291,13 @@ def test_lane_dry_run_plans_every_phase_within_the_budget(tmp_path):
         ['build-mmcv', 'check-install', 'install-deepspeed', 'tests-distributed',
          'bench-train-cp-b2-upstream', 'bench-fwd-b8-upstream']
     assert 'in the background' not in second.stdout
+    # A third for the rows beyond the core ones (no upstream rows again).
+    extra = lane('--dry-run', '--only', 'bench', '--bench', 'extra', '--bundle', bundle,
+                 '--out', tmp_path / 'e')
+    assert [line.split()[0] for line in extra.stdout.splitlines()] == \
+        ['bench-train-cp-b1', 'bench-train-cp-b8', 'bench-sweep-b1']
     # A dry run writes nothing.
-    assert not any((tmp_path / d).exists() for d in ('out', 'o', 'f', 'u', 's'))
+    assert not any((tmp_path / d).exists() for d in ('out', 'o', 'f', 'u', 's', 'e'))
 
 
 def test_lane_returns_few_files(tmp_path):

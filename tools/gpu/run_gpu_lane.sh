@@ -3,9 +3,9 @@
 # torch but no package index, reached by copying this working tree there and
 # running one command whose few files under $OUT come back (each under 16 MiB).
 #
-#   bash tools/gpu/run_gpu_lane.sh [--budget SECONDS] [--only PHASES] [--bench core|all|upstream]
-#       [--tests FILES] [--bundle DIR] [--out DIR] [--run-dir DIR] [--upstream-file PATH]
-#       [--serial-build] [--tests-first] [--serial-tests]
+#   bash tools/gpu/run_gpu_lane.sh [--budget SECONDS] [--only PHASES]
+#       [--bench core|all|upstream|extra] [--tests FILES] [--bundle DIR] [--out DIR]
+#       [--run-dir DIR] [--upstream-file PATH] [--serial-build] [--tests-first] [--serial-tests]
 #       [--device cuda|cpu] [--arch ARCH] [--dtype DTYPE] [--dry-run]
 #
 # Before: fill the bundle folder (git-ignored, default .gpu_bundle) where a package
@@ -22,12 +22,13 @@
 #   bench    tools/benchmark.py rows for docs/benchmarks.md, 6B, bf16, 504 px: eager,
 #            compiled, transformers; forward batch 8 and 1, full-tuning step with
 #            checkpointing batch 2, the first two with a profile of one step
-#            (--bench all: also train batch 1 and 8, and a
-#            size sweep with a plot). With --upstream-file (default: BUNDLE/upstream/
-#            intern_vit_6b.py where it was carried, InternVL's segmentation/mmseg_custom/
-#            models/backbones/intern_vit_6b.py) also eager vs upstream, training step
-#            batch 2 and forward batch 8: last, with the budget left
-#            (--bench upstream: these rows alone)
+#            (--bench all: also train batch 1 and 8, and a size sweep with a
+#            plot; --bench extra: only these, after a core run). With
+#            --upstream-file (default: BUNDLE/upstream/intern_vit_6b.py where it
+#            was carried, InternVL's segmentation/mmseg_custom/models/backbones/
+#            intern_vit_6b.py) also eager vs upstream, training step batch 2 and
+#            forward batch 8: last, with the budget left (--bench upstream: these
+#            rows alone)
 #   tests    pytest -m gpu, one run per tests/test_gpu_*.py (backbone, segmentation,
 #            and distributed after DeepSpeed's sdist is installed into
 #            RUN_DIR/deepspeed), the files at the same time (--serial-tests:
@@ -111,7 +112,7 @@ case "$DEVICE" in cuda|cpu) ;; *) die "--device must be cuda or cpu, got '$DEVIC
 if [ -z "$UPSTREAM" ] && [ -f "$BUNDLE/upstream/intern_vit_6b.py" ]; then
   UPSTREAM="$BUNDLE/upstream/intern_vit_6b.py"
 fi
-case "$BENCH" in core|all|upstream) ;; *) die "--bench must be core, all or upstream, got '$BENCH'";; esac
+case "$BENCH" in core|all|upstream|extra) ;; *) die "--bench must be core, all, upstream or extra, got '$BENCH'";; esac
 [ "$BENCH" != upstream ] || [ -n "$UPSTREAM" ] \
   || die "--bench upstream needs InternVL's intern_vit_6b.py: --upstream-file PATH or $BUNDLE/upstream/"
 wants() { listed "$ONLY" "$1"; }
@@ -177,7 +178,7 @@ wants install && run install 180 bash tools/install/offline_gpu_bundle.sh instal
 # summary.json; a carried wheel is reassembled in seconds and slows nothing).
 BUILD_PID=""
 BACKGROUND_BUILD=0
-wants build && wants bench && [ "$BENCH" != upstream ] && [ "$SERIAL_BUILD" = 0 ] \
+wants build && wants bench && [[ "$BENCH" == core || "$BENCH" == all ]] && [ "$SERIAL_BUILD" = 0 ] \
   && [ "$TESTS_FIRST" = 0 ] && BACKGROUND_BUILD=1
 if [ "$BACKGROUND_BUILD" = 1 ] && [ "$DRY" = 1 ]; then
   printf '%-22s %s\n' build-mmcv "bash tools/install/offline_gpu_bundle.sh install-mmcv $BUNDLE (in the background during bench)"
@@ -205,13 +206,15 @@ bench_row() {  # NAME MODE BATCH EXTRA...
     --device "$DEVICE" --batch "$batch" "${timing[@]}" --json "$RUN_DIR/bench/$name.json" "$@"
 }
 bench_core() {
-  wants bench && [ "$BENCH" != upstream ] || return 0
+  wants bench || return 0
   local peers=(--compile --peer transformers)
-  # --profile: where the time goes in the rows the targets judge (one extra step each).
-  bench_row fwd-b8 forward 8 --size 504 504 "${peers[@]}" --profile
-  bench_row train-cp-b2 train 2 --with-cp --size 504 504 "${peers[@]}" --profile
-  bench_row fwd-b1 forward 1 --size 504 504 "${peers[@]}"
-  if [ "$BENCH" = all ]; then
+  if [[ "$BENCH" == core || "$BENCH" == all ]]; then
+    # --profile: where the time goes in the rows the targets judge (one extra step each).
+    bench_row fwd-b8 forward 8 --size 504 504 "${peers[@]}" --profile
+    bench_row train-cp-b2 train 2 --with-cp --size 504 504 "${peers[@]}" --profile
+    bench_row fwd-b1 forward 1 --size 504 504 "${peers[@]}"
+  fi
+  if [[ "$BENCH" == all || "$BENCH" == extra ]]; then
     bench_row train-cp-b1 train 1 --with-cp --size 504 504 "${peers[@]}"
     bench_row train-cp-b8 train 8 --with-cp --size 504 504 "${peers[@]}"
     bench_row sweep-b1 forward 1 --sizes 224 448 504 672 896 "${peers[@]}" \
@@ -297,7 +300,7 @@ fi
 # processes (eager + upstream) that the tests must not wait for. On their own:
 # an unimportable file costs only these rows. The training step first: a target
 # (>= 2x over upstream) is judged on it, the forward row is for the docs only.
-if wants bench && [ -n "$UPSTREAM" ]; then
+if wants bench && [ -n "$UPSTREAM" ] && [ "$BENCH" != extra ]; then
   bench_row train-cp-b2-upstream train 2 --with-cp --size 504 504 --peer upstream --peer-file "$UPSTREAM"
   bench_row fwd-b8-upstream forward 8 --size 504 504 --peer upstream --peer-file "$UPSTREAM"
 fi
