@@ -300,6 +300,33 @@ def test_lane_dry_run_plans_every_phase_within_the_budget(tmp_path):
     assert not any((tmp_path / d).exists() for d in ('out', 'o', 'f', 'u', 's', 'e'))
 
 
+@NO_GPU
+def test_a_wheel_at_hand_puts_the_tests_first(tmp_path):
+    """wheel-ready: an mmcv wheel for this machine in the bundle, as carried parts or
+    built; the lane then runs the tests before the benchmarks by itself."""
+    folder = tmp_path / 'bundle'
+    wheel = 'mmcv-2.1.0-cp311-cp311-linux_x86_64.whl'
+    other = folder / 'mmcv-parts' / 'mmcv-2.1.0-torch-0.0.1'  # another torch's wheel
+    other.mkdir(parents=True)
+    (other / f'{wheel}.sha256').write_text('')
+    assert bundle('wheel-ready', folder, '--python', sys.executable).returncode == 1
+    for kind, name in (('mmcv-parts', f'{wheel}.sha256'), ('mmcv-cache', wheel)):
+        here = folder / kind / f'mmcv-2.1.0-torch-{TORCH_VERSION}'
+        here.mkdir(parents=True)
+        (here / name).write_text('')
+        assert bundle('wheel-ready', folder, '--python', sys.executable).returncode == 0, kind
+        (here / name).unlink()
+    (folder / 'mmcv-parts' / f'mmcv-2.1.0-torch-{TORCH_VERSION}' / f'{wheel}.sha256') \
+        .write_text('')
+    proc = lane('--dry-run', '--bundle', folder, '--out', tmp_path / 'out')
+    assert proc.returncode == 0, proc.stderr
+    assert f'an mmcv wheel for this machine is in {folder}: tests before the benchmarks' \
+        in proc.stdout
+    steps = [line.split()[0] for line in proc.stdout.splitlines() if not line.startswith('==')]
+    assert steps.index('tests-segmentation') < steps.index('bench-fwd-b8')
+    assert 'in the background' not in proc.stdout
+
+
 def test_lane_returns_few_files(tmp_path):
     """Everything but the summaries (and mmcv's parts) travels back in one archive: a
     transfer that returns only a few files, each under 16 MiB, loses nothing."""

@@ -35,9 +35,8 @@
 #            one after another), JUnit XML with measured values; --tests distributed
 #            (say) runs only those files, e.g. in a second call on the same warm
 #            machine for what the budget cut from the first
-# --tests-first: build (alone), tests, then bench: for a carried mmcv wheel (no
-# build to hide behind the benchmarks), so that a budget cut costs bench rows,
-# not the tests.
+# --tests-first: build (alone), tests, then bench; the order it takes by itself
+# when the bundle holds an mmcv wheel for this machine (wheel-ready).
 # Results under --out (default $OUT, else ./gpu_lane_out), seven files at most:
 # summary.txt, summary.json, lane-files.tar.gz (logs/, bench/*.json and plots,
 # tests-*.xml, phases.tsv: written in --run-dir, default .gpu_lane_cache/run) and
@@ -171,6 +170,15 @@ if [ "$DRY" = 0 ]; then
 fi
 
 wants install && run install 180 bash tools/install/offline_gpu_bundle.sh install-wheels "$BUNDLE" --python "$PY"
+
+# An mmcv wheel for this machine at hand (carried parts, or built by an earlier
+# call) leaves no build to hide behind the benchmarks: then the tests go first,
+# and a budget cut costs benchmark rows, not tests.
+if [ "$TESTS_FIRST" = 0 ] && wants build && wants tests \
+    && bash tools/install/offline_gpu_bundle.sh wheel-ready "$BUNDLE" --python "$PY" 2>/dev/null; then
+  TESTS_FIRST=1
+  echo "== an mmcv wheel for this machine is in $BUNDLE: tests before the benchmarks"
+fi
 
 # The mmcv build uses the CPUs while the bench phase mostly uses the GPU; its
 # compile workers would slow the benchmark's own compilation, so the records of

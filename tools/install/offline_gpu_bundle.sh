@@ -19,6 +19,10 @@
 #     install-deepspeed: DeepSpeed from its sdist, if DIR has it (with
 #       --target TDIR: into TDIR, seen only by processes with TDIR on their
 #       PYTHONPATH; mmengine imports DeepSpeed in every process that has it).
+#   offline_gpu_bundle.sh wheel-ready DIR [--python PY]
+#       Exit 0 if DIR holds an mmcv wheel for this machine (built in
+#       DIR/mmcv-cache, or carried as parts in DIR/mmcv-parts), 1 if not;
+#       reads only.
 #   offline_gpu_bundle.sh export-mmcv DIR OUT
 #       Copy the mmcv wheel(s) built in DIR/mmcv-cache to OUT/mmcv-parts, split
 #       into parts under 16 MiB with a sha256 each; put OUT/mmcv-parts back as
@@ -32,7 +36,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 list="$here/offline_gpu_wheels.txt"
 PART_BYTES=15000000
 
-usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0" >&2; exit 2; }
 die() { echo "offline_gpu_bundle.sh: $*" >&2; exit 2; }
 # Requirements of the given groups in the list, one per line.
 requirements() { awk -v groups=" $* " 'NF >= 2 && $1 !~ /^#/ && index(groups, " " $1 " ") { print $2 }' "$list"; }
@@ -178,6 +182,25 @@ reassemble_mmcv() {
   done
 }
 
+# The folder name install_mmcv.sh would build this machine's wheel in, from its
+# plan (empty where it would refuse, e.g. no nvcc: then nothing is ready).
+wheel_key() {
+  MMCV_PLAN_ONLY=1 bash "$here/install_mmcv.sh" "$py" "$MMCV_VERSION" "$dir/mmcv-cache" 2>/dev/null \
+    | sed -n 's|^mmcv [^:]*: wheel folder .*/||p'
+}
+
+wheel_ready() {
+  local key
+  key=$(wheel_key)
+  [ -n "$key" ] || return 1
+  local found
+  for found in "$dir/mmcv-cache/$key"/mmcv-"$MMCV_VERSION"-*.whl \
+               "$dir/mmcv-parts/$key"/mmcv-"$MMCV_VERSION"-*.whl.sha256; do
+    [ -e "$found" ] && return 0
+  done
+  return 1
+}
+
 export_mmcv() {
   local out=${1:?export-mmcv needs OUT}
   local wheel key found=0
@@ -211,6 +234,7 @@ case "$mode" in
   install-mmcv) install_options "$@"; install_mmcv;;
   install-deepspeed) install_options "$@"; install_deepspeed;;
   reassemble-mmcv) [ -d "$dir" ] || die "$dir is not a folder"; reassemble_mmcv;;
+  wheel-ready) install_options "$@"; wheel_ready;;
   export-mmcv) export_mmcv "$@";;
   *) usage;;
 esac
