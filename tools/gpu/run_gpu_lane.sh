@@ -213,7 +213,7 @@ bench_row() {  # NAME MODE BATCH EXTRA...
   run "bench-$name" 240 "$PY" tools/benchmark.py --mode "$mode" --arch "$ARCH" --dtype "$DTYPE" \
     --device "$DEVICE" --batch "$batch" "${timing[@]}" --json "$RUN_DIR/bench/$name.json" "$@"
 }
-bench_core() {
+bench_rows() {
   wants bench || return 0
   local peers=(--compile --peer transformers)
   if [[ "$BENCH" == core || "$BENCH" == all ]]; then
@@ -268,27 +268,27 @@ distributed_tests() {
 # so). --serial-tests: one after another.
 run_tests() {
   wants tests || return 0
-  local files
+  local files threads
   files=$(for f in backbone segmentation distributed; do listed "$TESTS" "$f" && echo "$f"; done | wc -l)
-  if [ "$SERIAL_TESTS" = 1 ] || [ "$files" -lt 2 ]; then
-    gpu_tests backbone 150
-    gpu_tests segmentation 300
-    distributed_tests
-    return 0
-  fi
-  local threads=$(( $(nproc) / files > 0 ? $(nproc) / files : 1 )) start pids=() rc=0 pid
-  if [ "$DRY" = 1 ]; then
+  threads=$(( $(nproc) / files > 0 ? $(nproc) / files : 1 ))
+  if [ "$SERIAL_TESTS" = 0 ] && [ "$files" -ge 2 ]; then
+    if [ "$DRY" = 0 ]; then
+      tests_at_once "$files" "$threads"
+      return
+    fi
     echo "tests-at-once          $files files at the same time (OMP_NUM_THREADS=$threads each):"
-    gpu_tests backbone 150
-    gpu_tests segmentation 300
-    distributed_tests
-    return 0
   fi
-  echo "== $files test files at once (OMP_NUM_THREADS=$threads each)"
+  gpu_tests backbone 150
+  gpu_tests segmentation 300
+  distributed_tests
+}
+tests_at_once() {  # FILES THREADS
+  local start pids=() rc=0 pid
+  echo "== $1 test files at once (OMP_NUM_THREADS=$2 each)"
   start=$(date +%s)
-  ( export OMP_NUM_THREADS=$threads; gpu_tests backbone 150 ) & pids+=($!)
-  ( export OMP_NUM_THREADS=$threads; gpu_tests segmentation 300 ) & pids+=($!)
-  ( export OMP_NUM_THREADS=$threads; distributed_tests ) & pids+=($!)
+  ( export OMP_NUM_THREADS=$2; gpu_tests backbone 150 ) & pids+=($!)
+  ( export OMP_NUM_THREADS=$2; gpu_tests segmentation 300 ) & pids+=($!)
+  ( export OMP_NUM_THREADS=$2; distributed_tests ) & pids+=($!)
   for pid in "${pids[@]}"; do wait "$pid" || rc=1; done
   printf 'tests-at-once\t%s\t%s\n' "$([ "$rc" = 0 ] && echo ok || echo 'failed (a file)')" \
     "$(( $(date +%s) - start ))" >> "$PHASES"
@@ -297,9 +297,9 @@ run_tests() {
 if [ "$TESTS_FIRST" = 1 ]; then
   finish_build
   run_tests
-  bench_core
+  bench_rows
 else
-  bench_core
+  bench_rows
   finish_build
   run_tests
 fi
