@@ -266,6 +266,8 @@ distributed_tests() {
 # shared out between them). Their correctness checks do not depend on it; the
 # speeds they record are measured next to the other files (summary.json says
 # so). --serial-tests: one after another.
+# The test files, most basic first; each entry a command (split on spaces).
+TEST_JOBS=("gpu_tests backbone 150" "gpu_tests segmentation 300" distributed_tests)
 run_tests() {
   wants tests || return 0
   local files threads
@@ -278,17 +280,16 @@ run_tests() {
     fi
     echo "tests-at-once          $files files at the same time (OMP_NUM_THREADS=$threads each):"
   fi
-  gpu_tests backbone 150
-  gpu_tests segmentation 300
-  distributed_tests
+  local job
+  for job in "${TEST_JOBS[@]}"; do $job; done
 }
 tests_at_once() {  # FILES THREADS
-  local start pids=() rc=0 pid
+  local start pids=() rc=0 pid job
   echo "== $1 test files at once (OMP_NUM_THREADS=$2 each)"
   start=$(date +%s)
-  ( export OMP_NUM_THREADS=$2; gpu_tests backbone 150 ) & pids+=($!)
-  ( export OMP_NUM_THREADS=$2; gpu_tests segmentation 300 ) & pids+=($!)
-  ( export OMP_NUM_THREADS=$2; distributed_tests ) & pids+=($!)
+  for job in "${TEST_JOBS[@]}"; do
+    ( export OMP_NUM_THREADS=$2; $job ) & pids+=($!)
+  done
   for pid in "${pids[@]}"; do wait "$pid" || rc=1; done
   printf 'tests-at-once\t%s\t%s\n' "$([ "$rc" = 0 ] && echo ok || echo 'failed (a file)')" \
     "$(( $(date +%s) - start ))" >> "$PHASES"
