@@ -70,6 +70,27 @@ def test_cpu_multi_process_adaptations():
     assert built.state_dict_type == StateDictType.FULL_STATE_DICT
     assert isinstance(built.state_dict_config, FullStateDictConfig)
     assert built.state_dict_config.offload_to_cpu is False
+    # A config's own dict is kept, with only the offload turned off.
+    own = _cfg(launcher='pytorch', runner_type='FlexibleRunner', strategy=dict(
+        type='FSDPStrategy', state_dict_cfg=dict(
+            state_dict_type='FULL_STATE_DICT',
+            state_dict_config=dict(type='FullStateDictConfig', rank0_only=False,
+                                   offload_to_cpu=True),
+            optim_state_dict_config=dict(type='FullOptimStateDictConfig', rank0_only=False))))
+    launch.adapt_to_cpu(own)
+    kept = own.strategy.state_dict_cfg
+    assert kept.state_dict_config == dict(type='FullStateDictConfig', rank0_only=False,
+                                          offload_to_cpu=False)
+    assert kept.optim_state_dict_config == dict(type='FullOptimStateDictConfig',
+                                                rank0_only=False)
+    built = STRATEGIES.build(dict(own.strategy, model_wrapper=None))
+    assert built.state_dict_config.offload_to_cpu is False
+    assert built.state_dict_config.rank0_only is False
+    # Local state dicts have nothing to offload: unchanged.
+    local = _cfg(launcher='pytorch', runner_type='FlexibleRunner',
+                 strategy=dict(type='FSDPStrategy', state_dict_cfg='local'))
+    launch.adapt_to_cpu(local)
+    assert local.strategy.state_dict_cfg == 'local'
 
 
 def test_zero3_folder_with_several_processes_is_refused(tmp_path):

@@ -224,16 +224,24 @@ def adapt_to_cpu(cfg: Config) -> None:
         wrapper = dict(strategy.get('model_wrapper') or {})
         wrapper.setdefault('device_id', 'cpu')
         strategy['model_wrapper'] = wrapper
-        # 'full' state dicts are gathered with offload_to_cpu=True, which means
-        # nothing where the parameters are on the CPU already, and with which
+        # offload_to_cpu=True (mmengine's 'full', or a config's own dict) means
+        # nothing where the parameters are on the CPU already, and with it
         # torch 2.11's FSDP crashes (SIGSEGV cloning the gathered tensors).
-        if strategy.get('state_dict_cfg') == 'full':
-            strategy['state_dict_cfg'] = dict(
+        state_dict_cfg = strategy.get('state_dict_cfg')
+        if state_dict_cfg == 'full':
+            state_dict_cfg = dict(  # what mmengine makes of 'full'
                 state_dict_type='FULL_STATE_DICT',
                 state_dict_config=dict(type='FullStateDictConfig', rank0_only=True,
-                                       offload_to_cpu=False),
+                                       offload_to_cpu=True),
                 optim_state_dict_config=dict(type='FullOptimStateDictConfig',
-                                             rank0_only=True, offload_to_cpu=False))
+                                             rank0_only=True, offload_to_cpu=True))
+        if isinstance(state_dict_cfg, dict):
+            state_dict_cfg = dict(state_dict_cfg)
+            for key in ('state_dict_config', 'optim_state_dict_config'):
+                part = state_dict_cfg.get(key)
+                if isinstance(part, dict) and part.get('offload_to_cpu'):
+                    state_dict_cfg[key] = dict(part, offload_to_cpu=False)
+            strategy['state_dict_cfg'] = state_dict_cfg
 
 
 def build_runner(cfg: Config):
