@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+from typing import Iterable
 
 import numpy as np
 import pytest
@@ -45,8 +46,9 @@ def _finish_tool(proc: subprocess.Popen, log) -> str:
     return text
 
 
-def _stop(procs) -> None:
-    for proc in procs:  # none left running after a failure
+def _stop(procs: Iterable[subprocess.Popen]) -> None:
+    """Kill the runs still going (after a failure, none is left behind)."""
+    for proc in procs:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
