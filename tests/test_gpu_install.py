@@ -184,8 +184,8 @@ def test_install_deepspeed_into_a_folder_of_its_own(tmp_path):
     """--target puts the sdist's package where only processes that name the folder
     see it; a second call finds it there and installs nothing."""
     import tarfile
-    bundle = tmp_path / 'bundle'
-    bundle.mkdir()
+    folder = tmp_path / 'bundle'
+    folder.mkdir()
     # A stand-in sdist under DeepSpeed's name: a real one is 1.5 MB and not in a clone.
     source = tmp_path / 'deepspeed-0.0.1'
     (source / 'deepspeed').mkdir(parents=True)
@@ -193,16 +193,12 @@ def test_install_deepspeed_into_a_folder_of_its_own(tmp_path):
     (source / 'setup.py').write_text("from setuptools import setup\n"
                                      "setup(name='deepspeed', version='0.0.1', "
                                      "packages=['deepspeed'])\n")
-    with tarfile.open(bundle / 'deepspeed-0.0.1.tar.gz', 'w:gz') as archive:
+    with tarfile.open(folder / 'deepspeed-0.0.1.tar.gz', 'w:gz') as archive:
         archive.add(source, arcname='deepspeed-0.0.1')
     target = tmp_path / 'private'
-
-    def install(*extra):
-        return subprocess.run(['bash', BUNDLE, 'install-deepspeed', str(bundle), '--python',
-                               sys.executable, *extra], capture_output=True, text=True)
-    proc = install('--target', target)
+    proc = bundle('install-deepspeed', folder, '--python', sys.executable, '--target', target)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert f'DeepSpeed 0.0.1 installed from {bundle}/deepspeed-0.0.1.tar.gz into {target}' \
+    assert f'DeepSpeed 0.0.1 installed from {folder}/deepspeed-0.0.1.tar.gz into {target}' \
         in proc.stdout
     assert (target / 'deepspeed' / '__init__.py').read_text() == "__version__ = '0.0.1'\n"
     # This environment's own packages are untouched.
@@ -211,12 +207,17 @@ def test_install_deepspeed_into_a_folder_of_its_own(tmp_path):
         assert version('deepspeed') != '0.0.1'
     except PackageNotFoundError:
         pass
-    again = install('--target', target)
+    again = bundle('install-deepspeed', folder, '--python', sys.executable, '--target', target)
     assert again.returncode == 0 and 'DeepSpeed 0.0.1 present already' in again.stdout
-    wrong = subprocess.run(['bash', BUNDLE, 'install-wheels', str(bundle), '--target',
-                            str(target)], capture_output=True, text=True)
+    wrong = bundle('install-wheels', folder, '--target', target)
     assert wrong.returncode == 2
     assert 'install-wheels: --target is an option of install-deepspeed' in wrong.stderr
+    # A folder that cannot be made: refused by name, nothing installed.
+    (tmp_path / 'a_file').write_text('')
+    bad = bundle('install-deepspeed', folder, '--python', sys.executable, '--target',
+                 tmp_path / 'a_file' / 'x')
+    assert bad.returncode == 2
+    assert f"install-deepspeed: cannot create --target {tmp_path / 'a_file' / 'x'}" in bad.stderr
 
 
 LANE = os.path.join(ROOT, 'tools', 'gpu', 'run_gpu_lane.sh')

@@ -41,7 +41,8 @@ def _start_tool(tool: str, *args, log) -> subprocess.Popen:
 def _finish_tool(proc: subprocess.Popen, log) -> str:
     """Wait for a run of :func:`_start_tool`; its output, or a failure that shows it."""
     returncode = proc.wait()
-    text = open(log).read()
+    with open(log) as out:
+        text = out.read()
     assert returncode == 0, f'{log}:\n{text[-3000:]}'
     return text
 
