@@ -9,6 +9,7 @@ before any data is read, naming every mismatched key.
         [--out DIR] [--tta] [--cfg-options k=v ...] [--launcher pytorch] [--debug]
 """
 import argparse
+import os
 import os.path as osp
 from typing import List, Optional
 
@@ -60,6 +61,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         from mmseg_internvit.checkpoint import load_model_weights
         model = unwrapped_model(runner)
         load_model_weights(model.module if args.tta else model, args.checkpoint)
+    if args.out:
+        # mmseg's IoUMetric makes output_dir in the main process only, and the
+        # other ranks save into it with no barrier in between: a rank that
+        # starts faster failed on the missing folder. Every rank makes it.
+        os.makedirs(args.out, exist_ok=True)
     metrics = runner.test()
     print({k: round(float(v), 4) for k, v in metrics.items()} if metrics else metrics)
     return 0
