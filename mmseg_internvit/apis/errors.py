@@ -45,7 +45,8 @@ def run_tool(tool: str, argv: Optional[Sequence[str]] = None, register: bool = T
     with user errors turned into the one-line style.
 
     The tool's module is imported only after :func:`register_all_modules`, so
-    DeepSpeed (imported by mmengine's runner) finds its accelerator named.
+    mmengine's runner finds DeepSpeed deferred to its first use and, when it
+    is used, its accelerator named.
     After a tool succeeds, the process group a distributed run started is
     destroyed (:func:`~mmseg_internvit.apis.launch.close_process_group`).
 

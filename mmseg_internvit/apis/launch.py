@@ -246,8 +246,9 @@ def adapt_to_cpu(cfg: Config) -> None:
 
 def build_runner(cfg: Config):
     """Build ``Runner`` or, where the config names one, its ``runner_type``."""
-    # Imported here: mmengine.runner imports DeepSpeed, which must come after
-    # register_all_modules() has named its accelerator.
+    # Imported here: mmengine.runner imports mmengine's DeepSpeed strategy,
+    # which must come after register_all_modules() has deferred DeepSpeed's
+    # import and named its accelerator.
     from mmengine.runner import Runner
     check_strategy(cfg)
     adapt_to_cpu(cfg)

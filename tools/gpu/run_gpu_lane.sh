@@ -252,8 +252,9 @@ gpu_tests() {  # NAME CAP [VAR=VALUE...]
     -p no:cacheprovider -rfEs --durations=10 --junitxml "$RUN_DIR/tests-$name.xml"
 }
 # DeepSpeed goes into a folder of its own that only the distributed file's
-# processes see: mmengine imports DeepSpeed in every process where it is
-# importable (seconds each), and the other files start many tool processes.
+# processes see: the image's environment stays as it was, the other files
+# test what a machine without DeepSpeed gets, and the install (from the
+# sdist) overlaps them.
 distributed_tests() {
   listed "$TESTS" distributed || return 0
   run install-deepspeed 150 bash tools/install/offline_gpu_bundle.sh install-deepspeed "$BUNDLE" \

@@ -18,7 +18,7 @@
 #       in DIR/mmcv-parts, reassembled first);
 #     install-deepspeed: DeepSpeed from its sdist, if DIR has it (with
 #       --target TDIR: into TDIR, seen only by processes with TDIR on their
-#       PYTHONPATH; mmengine imports DeepSpeed in every process that has it).
+#       PYTHONPATH; the environment itself is left as it was).
 #   offline_gpu_bundle.sh wheel-ready DIR [--python PY]
 #       Exit 0 if DIR holds an mmcv wheel for this machine (built in
 #       DIR/mmcv-cache, or carried as parts in DIR/mmcv-parts), 1 if not;
