@@ -85,6 +85,21 @@ def test_train_resume_and_test(tmp_path, sample_ade20k):
     assert tested == pytest.approx(val_miou(out), abs=0.01)
     drawn = [f for _, _, files in os.walk(show) for f in files if f.endswith('.png')]
     assert len(drawn) == 12  # every validation image, not every 50th
+    # --out as a rank other than the first sees it: mmseg's IoUMetric makes the
+    # folder in the main process only, with no barrier before the other ranks
+    # save into it, so test.py makes it in every process.
+    preds = tmp_path / 'preds' / 'not_yet_made'
+    as_second_rank = ('import sys\n'
+                      'import mmseg.evaluation.metrics.iou_metric as iou_metric\n'
+                      'iou_metric.is_main_process = lambda: False\n'
+                      'from mmseg_internvit.apis.errors import run_tool\n'
+                      'sys.exit(run_tool("test"))\n')
+    proc = subprocess.run([sys.executable, '-c', as_second_rank, SMOKE, str(work / 'iter_20.pth'),
+                           '--out', str(preds), '--work-dir', str(tmp_path / 'test_rank1'),
+                           *smoke_options(sample_ade20k, 20)[:4]],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert len(list(preds.glob('*.png'))) == 12
 
 
 def test_upernet_smoke_trains(tmp_path, sample_ade20k):
