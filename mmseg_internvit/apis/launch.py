@@ -1,5 +1,6 @@
 """Start-up of tools/train.py and tools/test.py: config loading, runner building,
 CPU/distributed adaptations, what to resume from and how to test a checkpoint."""
+import gc
 import logging
 import os
 import os.path as osp
@@ -146,8 +147,19 @@ def close_process_group() -> None:
     whose release needs the interpreter being torn down: a run that succeeded
     then sometimes ends in SIGABRT ("terminate called without an active
     exception") and torchrun reports it failed. NCCL warns of the same leak.
+
+    Destroying alone still let a two-process FSDP run abort once in a full
+    suite run (rank 1 aborted while rank 0 was still running), so first the
+    finished runner's objects, which hold the groups (FSDP modules, DeepSpeed
+    engines, reference cycles through hooks), are collected while the
+    interpreter is whole, and a barrier makes every rank finish what it still
+    sends or receives before any rank tears its groups down (torch's own
+    distributed tests put a barrier before destroying for the same reason).
+    A rank whose peer failed meets no peer there: torchrun stops it.
     """
     if is_distributed():
+        gc.collect()
+        torch.distributed.barrier()
         torch.distributed.destroy_process_group()
 
 
