@@ -3,9 +3,9 @@
 mmengine 0.10 imports DeepSpeed at the top of ``mmengine._strategy.deepspeed``,
 which every ``mmengine.runner`` import pulls in, but uses it only inside
 ``DeepSpeedStrategy``. DeepSpeed's import (it loads transformers and scipy)
-takes about 2.7 s of the ~10 s any tool needs to start on a 2-core CPU
-machine, so DDP, FSDP and single-process runs, inference and the checkpoint
-tools paid it for nothing.
+made any tool start about 2.3 s later (9.9 s instead of 7.6 s on a 2-core CPU
+machine, docs/architecture.md), so DDP, FSDP and single-process runs,
+inference and the checkpoint tools paid it for nothing.
 
 :func:`defer_deepspeed_for_mmengine` imports that mmengine module with a
 stand-in for ``deepspeed`` bound in it. The stand-in is in ``sys.modules``

@@ -7,7 +7,7 @@ Importing ``mmseg_internvit`` (or any module of it) only defines things.
   is imported, so DeepSpeed does not print its "Setting accelerator to CPU"
   warning (a user's own ``DS_ACCELERATOR`` wins);
 - lets mmengine import DeepSpeed at its first use, not with its runner
-  (:mod:`mmseg_internvit.deferred_deepspeed`: 2.7 s of every tool's start);
+  (:mod:`mmseg_internvit.deferred_deepspeed`: ~2.3 s of every tool's start);
 - imports every module whose classes register in the ``mmseg_internvit``
   scope (the mmseg/mmdet/mmcv-based ones only where those are installed);
 - lists those classes in mmseg's and mmdet's registries too, so their

@@ -48,7 +48,8 @@ def test_tools_start_without_deepspeed_and_mmengine_loads_it_when_used():
         print('deepspeed' in sys.modules, type(strategy_module.deepspeed).__name__)
         # What DeepSpeedStrategy checks and calls, through the stand-in.
         print(strategy_module.deepspeed is not None, strategy_module.deepspeed.__version__)
-        print(type(sys.modules['deepspeed']).__name__, callable(strategy_module.deepspeed.initialize))
+        print(type(sys.modules['deepspeed']).__name__,
+              callable(strategy_module.deepspeed.initialize))
         from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
         print(sys.modules['deepspeed'].utils.zero_to_fp32.get_fp32_state_dict_from_zero_checkpoint
               is get_fp32_state_dict_from_zero_checkpoint)
