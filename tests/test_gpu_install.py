@@ -62,8 +62,9 @@ def test_bad_device_is_refused(tmp_path):
     assert "MMCV_DEVICE must be auto, cpu or cuda, got 'gpu'" in proc.stderr
 
 
-def bundle(*args):
-    return subprocess.run(['bash', BUNDLE, *map(str, args)], capture_output=True, text=True)
+def bundle(*args, cwd=None):
+    return subprocess.run(['bash', BUNDLE, *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd)
 
 
 def _pins(path):
@@ -115,7 +116,8 @@ def test_built_wheel_travels_in_parts_and_is_reassembled(tmp_path):
     carried = tmp_path / 'carried'
     (carried / 'mmcv-parts').mkdir(parents=True)
     os.rename(out / 'mmcv-parts' / key, carried / 'mmcv-parts' / key)
-    proc = bundle('reassemble-mmcv', carried)
+    # The lane names the bundle by a relative path (.gpu_bundle).
+    proc = bundle('reassemble-mmcv', 'carried', cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     rebuilt = (carried / 'mmcv-cache' / key / wheel).read_bytes()
     assert hashlib.sha256(rebuilt).digest() == hashlib.sha256(payload).digest()

@@ -166,14 +166,16 @@ install_deepspeed() {
 # DIR/mmcv-cache/KEY/WHEEL, where install_mmcv.sh finds it if KEY is this machine's.
 reassemble_mmcv() {
   [ -d "$dir/mmcv-parts" ] || return 0
-  local sum key wheel
+  local sum key wheel expected
   for sum in "$dir"/mmcv-parts/*/*.whl.sha256; do
     [ -e "$sum" ] || continue
     key=$(basename "$(dirname "$sum")"); wheel=$(basename "$sum" .sha256)
     [ -e "$dir/mmcv-cache/$key/$wheel" ] && continue
     mkdir -p "$dir/mmcv-cache/$key"
     cat "$(dirname "$sum")/$wheel".part-* > "$dir/mmcv-cache/$key/$wheel.tmp"
-    if ! (cd "$dir/mmcv-cache/$key" && sed "s/\$/.tmp/" "$sum" | sha256sum -c --quiet -); then
+    # Read before the cd below: DIR (and so $sum) may be a relative path.
+    expected=$(sed "s/\$/.tmp/" "$sum")
+    if ! (cd "$dir/mmcv-cache/$key" && echo "$expected" | sha256sum -c --quiet -); then
       rm -f "$dir/mmcv-cache/$key/$wheel.tmp"
       die "the parts of $wheel in $(dirname "$sum") do not add up to its sha256: carry all of them again"
     fi
