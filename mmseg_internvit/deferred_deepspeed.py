@@ -32,9 +32,20 @@ class DeferredModule(types.ModuleType):
     stand-in must not pass for a package whose submodules could be imported
     without the package itself.
 
+    ``__spec__`` is the real module's spec, found without importing it:
+    ``importlib.util.find_spec(name)`` returns the ``__spec__`` of a module in
+    ``sys.modules`` and raises ValueError where it is None (transformers asks
+    that of ``deepspeed`` while mmengine imports it, where accelerate is
+    installed).
+
     Args:
-        name: The real module's import name.
+        name: The real module's import name (top-level: finding a dotted
+            name's spec would import its parent).
     """
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.__spec__ = find_spec(name)
 
     def __getattr__(self, attr: str) -> Any:
         if attr in ('__file__', '__path__'):

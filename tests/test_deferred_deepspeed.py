@@ -26,6 +26,10 @@ def test_stand_in_imports_the_real_module_on_first_use(tmp_path, monkeypatch):
     # and no __path__ either, so no submodule is imported without its package.
     assert not hasattr(stand_in, '__file__') and not hasattr(stand_in, '__path__')
     inspect.getmodule(test_stand_in_imports_the_real_module_on_first_use)
+    # transformers' is_deepspeed_available() asks find_spec of a module in
+    # sys.modules for its __spec__: the real spec, without an import.
+    spec = importlib.util.find_spec('slow_to_import')
+    assert spec.name == 'slow_to_import' and spec.origin == str(package / '__init__.py')
     assert 'SLOW_TO_IMPORT_RAN' not in os.environ
     assert stand_in.answer == 42
     assert os.environ['SLOW_TO_IMPORT_RAN'] == '1'
@@ -46,6 +50,11 @@ def test_tools_start_without_deepspeed_and_mmengine_loads_it_when_used():
         import mmengine.runner, mmseg.apis, mmdet.apis
         import mmengine._strategy.deepspeed as strategy_module
         print('deepspeed' in sys.modules, type(strategy_module.deepspeed).__name__)
+        # What transformers asks while mmengine imports, where accelerate is installed.
+        import importlib.util
+        sys.modules['deepspeed'] = strategy_module.deepspeed
+        print(importlib.util.find_spec('deepspeed').name, 'deepspeed.ops' in sys.modules)
+        del sys.modules['deepspeed']
         # What DeepSpeedStrategy checks and calls, through the stand-in.
         print(strategy_module.deepspeed is not None, strategy_module.deepspeed.__version__)
         print(type(sys.modules['deepspeed']).__name__,
@@ -59,6 +68,7 @@ def test_tools_start_without_deepspeed_and_mmengine_loads_it_when_used():
                          check=True, env=env)
     assert out.stdout.splitlines() == [
         'False DeferredModule',
+        'deepspeed False',
         f"True {importlib.metadata.version('deepspeed')}",
         'module True',
         'True',
