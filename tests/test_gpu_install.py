@@ -1,6 +1,7 @@
 """The GPU install path, as far as it runs without a GPU: what install_mmcv.sh
 would build and where it keeps the wheel, and the offline bundle's wheel parts."""
 import hashlib
+import importlib.util
 import os
 import subprocess
 import sys
@@ -188,29 +189,37 @@ def test_install_deepspeed_into_a_folder_of_its_own(tmp_path):
     import tarfile
     folder = tmp_path / 'bundle'
     folder.mkdir()
-    # A stand-in sdist under DeepSpeed's name: a real one is 1.5 MB and not in a clone.
-    source = tmp_path / 'deepspeed-0.0.1'
+    pinned = _pins('tools/install/offline_gpu_wheels.txt')['deepspeed']
+    # A stand-in sdist under DeepSpeed's name: a real one is 1.7 MB and not in a clone.
+    marker = "__version__ = 'stand-in'\n"
+    source = tmp_path / f'deepspeed-{pinned}'
     (source / 'deepspeed').mkdir(parents=True)
-    (source / 'deepspeed' / '__init__.py').write_text("__version__ = '0.0.1'\n")
+    (source / 'deepspeed' / '__init__.py').write_text(marker)
     (source / 'setup.py').write_text("from setuptools import setup\n"
-                                     "setup(name='deepspeed', version='0.0.1', "
+                                     f"setup(name='deepspeed', version='{pinned}', "
                                      "packages=['deepspeed'])\n")
+    # An old bundle (another version's sdist only) is refused, by name.
     with tarfile.open(folder / 'deepspeed-0.0.1.tar.gz', 'w:gz') as archive:
         archive.add(source, arcname='deepspeed-0.0.1')
     target = tmp_path / 'private'
+    stale = bundle('install-deepspeed', folder, '--python', sys.executable, '--target', target)
+    assert stale.returncode == 2
+    assert f'has deepspeed-0.0.1.tar.gz but not deepspeed-{pinned}.tar.gz' in stale.stderr
+    assert not target.exists() or not any(target.iterdir())
+    (folder / 'deepspeed-0.0.1.tar.gz').unlink()
+    with tarfile.open(folder / f'deepspeed-{pinned}.tar.gz', 'w:gz') as archive:
+        archive.add(source, arcname=f'deepspeed-{pinned}')
+    # Installed into the folder even where this environment has DeepSpeed itself.
     proc = bundle('install-deepspeed', folder, '--python', sys.executable, '--target', target)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert f'DeepSpeed 0.0.1 installed from {folder}/deepspeed-0.0.1.tar.gz into {target}' \
-        in proc.stdout
-    assert (target / 'deepspeed' / '__init__.py').read_text() == "__version__ = '0.0.1'\n"
+    assert (f'DeepSpeed {pinned} installed from {folder}/deepspeed-{pinned}.tar.gz '
+            f'into {target}') in proc.stdout
+    assert (target / 'deepspeed' / '__init__.py').read_text() == marker
     # This environment's own packages are untouched.
-    from importlib.metadata import PackageNotFoundError, version
-    try:
-        assert version('deepspeed') != '0.0.1'
-    except PackageNotFoundError:
-        pass
+    own = importlib.util.find_spec('deepspeed')
+    assert own is None or not own.origin.startswith(str(target))
     again = bundle('install-deepspeed', folder, '--python', sys.executable, '--target', target)
-    assert again.returncode == 0 and 'DeepSpeed 0.0.1 present already' in again.stdout
+    assert again.returncode == 0 and f'DeepSpeed {pinned} present already' in again.stdout
     wrong = bundle('install-wheels', folder, '--target', target)
     assert wrong.returncode == 2
     assert 'install-wheels: --target is an option of install-deepspeed' in wrong.stderr

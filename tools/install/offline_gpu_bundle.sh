@@ -43,6 +43,7 @@ requirements() { awk -v groups=" $* " 'NF >= 2 && $1 !~ /^#/ && index(groups, " 
 # The mmcv version comes from the list (tests/test_gpu_install.py keeps its pins
 # equal to requirements*.txt and the Makefile's).
 MMCV_VERSION=$(requirements sdist | sed -n 's/^mmcv==//p')
+DEEPSPEED_VERSION=$(requirements sdist | sed -n 's/^deepspeed==//p')
 
 mode=${1:-}; dir=${2:-}
 [ -n "$mode" ] && [ -n "$dir" ] || usage
@@ -139,21 +140,26 @@ install_mmcv() {
 }
 
 install_deepspeed() {
-  local sdist version start
-  sdist=$(ls "$dir"/deepspeed-*.tar.gz 2>/dev/null | head -1 || true)
-  if [ -z "$sdist" ]; then
+  local version=$DEEPSPEED_VERSION start
+  local sdist="$dir/deepspeed-$version.tar.gz"
+  if [ ! -f "$sdist" ]; then
+    # Only another version's sdist: a bundle from before the pin moved.
+    if ls "$dir"/deepspeed-*.tar.gz > /dev/null 2>&1; then
+      die "$dir has $(cd "$dir" && ls deepspeed-*.tar.gz | tr '\n' ' ')but not deepspeed-$version.tar.gz: run this script's download mode again"
+    fi
     echo "no DeepSpeed sdist in $dir: DeepSpeed not installed"
     return 0
   fi
-  version=$(basename "$sdist" .tar.gz | cut -d- -f2)
-  local where=() seen=${PYTHONPATH:-}
+  local where=() present="from importlib.metadata import version; found = version('deepspeed')"
   if [ -n "$target" ]; then
     mkdir -p "$target" && target=$(cd "$target" && pwd) || die "install-deepspeed: cannot create --target $target"
     # --upgrade: without it pip leaves another version already in TDIR in place.
     where=(--target "$target" --upgrade)
-    seen="$target${PYTHONPATH:+:$PYTHONPATH}"
+    # Only TDIR counts: the processes that name it must get the pinned version.
+    present="from importlib.metadata import distributions
+found = next((d.version for d in distributions(name='deepspeed', path=['$target'])), None)"
   fi
-  if PYTHONPATH="$seen" "$py" -c "import sys; from importlib.metadata import version; sys.exit(version('deepspeed') != '$version')" 2>/dev/null; then
+  if "$py" -c "import sys; $present; sys.exit(found != '$version')" 2>/dev/null; then
     echo "DeepSpeed $version present already"
     return 0
   fi
