@@ -1,21 +1,36 @@
-"""DeepSpeed optimizer wrapper whose step runs without autograd."""
+"""DeepSpeed optimizer wrapper: aligned ZeRO buffers, step without autograd."""
 import torch
+from mmengine.logging import MMLogger
 # mmengine exports no public path for this class; it lives beside its strategy.
 from mmengine._strategy.deepspeed import DeepSpeedOptimWrapper
 
 from mmseg_internvit.registry import OPTIM_WRAPPERS
+from .zero_alignment import ALIGNMENT_BYTES, split_groups_for_zero_alignment
 
 
 @OPTIM_WRAPPERS.register_module()
 class DeepSpeedNoGradStepOptimWrapper(DeepSpeedOptimWrapper):
-    """mmengine's ``DeepSpeedOptimWrapper`` with ``engine.step()`` under no_grad.
+    """mmengine's ``DeepSpeedOptimWrapper`` for ZeRO on GPU and CPU.
 
-    ZeRO-2 all-gathers updated partitions into split views of a flat buffer
-    that autograd tracks; with the gloo backend (CPU runs, CI) that raises
-    "Output 0 of Split is a view and is being modified inplace". An optimizer
-    step never needs autograd, so running it under ``torch.no_grad()`` is
-    correct everywhere and makes ZeRO-2 work on CPU as on GPU.
+    - Its optimizer's groups are laid out so that ZeRO-1/2 keep every
+      parameter 16-byte aligned (:mod:`.zero_alignment`): the strategy builds
+      this wrapper before it hands the optimizer to ``deepspeed.initialize``.
+    - ``engine.step()`` runs under no_grad: ZeRO-2 all-gathers updated
+      partitions into split views of a flat buffer that autograd tracks; with
+      the gloo backend (CPU runs, CI) that raises "Output 0 of Split is a view
+      and is being modified inplace". An optimizer step never needs autograd.
+
+    Args:
+        optimizer: The optimizer the constructor built (not stepped yet).
     """
+
+    def __init__(self, optimizer: torch.optim.Optimizer) -> None:
+        moved = split_groups_for_zero_alignment(optimizer)
+        if moved:
+            MMLogger.get_current_instance().info(
+                f'ZeRO alignment: {len(moved)} parameter(s) in groups of their own so every '
+                f'parameter starts {ALIGNMENT_BYTES}-byte aligned: {", ".join(moved)}')
+        super().__init__(optimizer)
 
     def step(self, **kwargs) -> None:
         with torch.no_grad():
