@@ -123,7 +123,7 @@ def test_built_wheel_travels_in_parts_and_is_reassembled(tmp_path):
     rebuilt = (carried / 'mmcv-cache' / key / wheel).read_bytes()
     assert hashlib.sha256(rebuilt).digest() == hashlib.sha256(payload).digest()
     # A wheel that came as carried parts is not sent back again.
-    again = bundle('export-mmcv', carried, tmp_path / 'out2')
+    again = bundle('export-mmcv', 'carried', tmp_path / 'out2', cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert 'carried in or exported already' in again.stdout
     assert 'not exported again' in again.stdout

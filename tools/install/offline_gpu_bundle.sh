@@ -48,6 +48,9 @@ DEEPSPEED_VERSION=$(requirements sdist | sed -n 's/^deepspeed==//p')
 mode=${1:-}; dir=${2:-}
 [ -n "$mode" ] && [ -n "$dir" ] || usage
 shift 2
+# An absolute DIR from here on: modes cd into its subfolders before they read
+# its files (the lane passes .gpu_bundle).
+if [ -d "$dir" ]; then dir=$(cd "$dir" && pwd); fi
 
 download() {
   local pyver=3.12 deepspeed=1
@@ -172,16 +175,14 @@ found = next((d.version for d in distributions(name='deepspeed', path=['$target'
 # DIR/mmcv-cache/KEY/WHEEL, where install_mmcv.sh finds it if KEY is this machine's.
 reassemble_mmcv() {
   [ -d "$dir/mmcv-parts" ] || return 0
-  local sum key wheel expected
+  local sum key wheel
   for sum in "$dir"/mmcv-parts/*/*.whl.sha256; do
     [ -e "$sum" ] || continue
     key=$(basename "$(dirname "$sum")"); wheel=$(basename "$sum" .sha256)
     [ -e "$dir/mmcv-cache/$key/$wheel" ] && continue
     mkdir -p "$dir/mmcv-cache/$key"
     cat "$(dirname "$sum")/$wheel".part-* > "$dir/mmcv-cache/$key/$wheel.tmp"
-    # Read before the cd below: DIR (and so $sum) may be a relative path.
-    expected=$(sed "s/\$/.tmp/" "$sum")
-    if ! (cd "$dir/mmcv-cache/$key" && echo "$expected" | sha256sum -c --quiet -); then
+    if ! (cd "$dir/mmcv-cache/$key" && sed "s/\$/.tmp/" "$sum" | sha256sum -c --quiet -); then
       rm -f "$dir/mmcv-cache/$key/$wheel.tmp"
       die "the parts of $wheel in $(dirname "$sum") do not add up to its sha256: carry all of them again"
     fi
