@@ -73,6 +73,11 @@ class Files:
         shutil.copytree(data, self.broken_data)
         Path(self.broken_data, 'annotations', 'training', 'ADE_train_00000005.png').write_text(
             'not a png\n')
+        self.two_metrics = str(root / 'two_metrics.py')
+        Path(self.two_metrics).write_text(
+            f"_base_ = '{LINEAR}'\n"
+            "test_evaluator = [dict(type='IoUMetric', iou_metrics=['mIoU']),\n"
+            "                  dict(type='IoUMetric', iou_metrics=['mDice'])]\n")
         self.existing = root / 'existing.safetensors'
         self.foreign_root = root / 'foreign'
         (self.foreign_root / 'ADEChallengeData2016').mkdir(parents=True)
@@ -137,6 +142,11 @@ CASES = [
          r'--tta needs tta_model and tta_pipeline .*mask-rcnn.*has no tta_model or tta_pipeline'),
     Case('--out is a file', 'test', lambda f: [LINEAR, f.linear, '--out', f.a_file],
          r'--out .*a_file\.txt is a file; give a folder'),
+    Case('--out with several metrics', 'test',
+         lambda f: [f.two_metrics, f.linear, '--out', f.work('o1'), '--work-dir', f.work('o2')],
+         r'--out sets output_dir of the one metric in test_evaluator; .*two_metrics\.py names '
+         r'several: give output_dir to the one that should write',
+         check=lambda f: not os.path.exists(f.work('o1')) or pytest.fail('--out made')),
     Case('truncated checkpoint (inference)', 'infer',
          lambda f: [LINEAR, f.truncated, f.image, '--out-dir', f.work('i1')],
          r'truncated\.pth'),

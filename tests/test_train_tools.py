@@ -102,6 +102,18 @@ def test_train_resume_and_test(tmp_path, sample_ade20k):
     assert len(list(preds.glob('*.png'))) == 12
 
 
+def test_every_output_dir_of_the_test_evaluator_is_listed():
+    """test.py makes each of these in every process (see the --out check above)."""
+    from mmseg_internvit.apis.test import evaluator_output_dirs
+    assert evaluator_output_dirs(dict(type='IoUMetric', output_dir='a')) == ['a']
+    assert evaluator_output_dirs(dict(type='IoUMetric')) == []
+    assert evaluator_output_dirs([dict(type='IoUMetric', output_dir='a'), dict(type='IoUMetric'),
+                                  dict(type='IoUMetric', output_dir='b')]) == ['a', 'b']
+    assert evaluator_output_dirs(dict(type='Evaluator', metrics=[
+        dict(type='IoUMetric', output_dir='c')])) == ['c']
+    assert evaluator_output_dirs(None) == []
+
+
 def test_upernet_smoke_trains(tmp_path, sample_ade20k):
     work = tmp_path / 'work'
     run_tool('train.py', UPERNET, '--work-dir', work, *smoke_options(sample_ade20k, 10))

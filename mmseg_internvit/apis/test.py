@@ -11,7 +11,7 @@ before any data is read, naming every mismatched key.
 import argparse
 import os
 import os.path as osp
-from typing import List, Optional
+from typing import List, Optional, Union
 
 from .errors import ToolError
 from .launch import (adapt_for_testing, add_common_args, build_runner, check_fits_before_loading,
@@ -30,6 +30,22 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def evaluator_output_dirs(evaluator: Union[dict, list, None]) -> List[str]:
+    """The ``output_dir`` of every metric in a ``test_evaluator`` config.
+
+    Args:
+        evaluator: One metric's dict, a list of them, or an evaluator dict
+            with ``metrics``.
+    """
+    if isinstance(evaluator, (list, tuple)):
+        return [folder for metric in evaluator for folder in evaluator_output_dirs(metric)]
+    if not isinstance(evaluator, dict):
+        return []
+    if 'metrics' in evaluator:
+        return evaluator_output_dirs(evaluator['metrics'])
+    return [evaluator['output_dir']] if evaluator.get('output_dir') else []
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Evaluate; prints the metrics and returns the exit status."""
     args = parse_args(argv)
@@ -38,6 +54,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     check_folder_argument('--out', args.out)
     check_folder_argument('--show-dir', args.show_dir)
     cfg = load_config(args)
+    if args.out and (not isinstance(cfg.test_evaluator, dict) or 'metrics' in cfg.test_evaluator):
+        raise ToolError(f'--out sets output_dir of the one metric in test_evaluator; '
+                        f'{args.config} names several: give output_dir to the one that should '
+                        'write, e.g. --cfg-options test_evaluator.0.output_dir=DIR')
     if args.tta and not ('tta_model' in cfg and 'tta_pipeline' in cfg):
         raise ToolError(f'--tta needs tta_model and tta_pipeline in the config; {args.config} '
                         'has no ' + ' or '.join(k for k in ('tta_model', 'tta_pipeline')
@@ -61,11 +81,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         from mmseg_internvit.checkpoint import load_model_weights
         model = unwrapped_model(runner)
         load_model_weights(model.module if args.tta else model, args.checkpoint)
-    if args.out:
-        # mmseg's IoUMetric makes output_dir in the main process only, and the
-        # other ranks save into it with no barrier in between: a rank that
-        # starts faster failed on the missing folder. Every rank makes it.
-        os.makedirs(args.out, exist_ok=True)
+    # mmseg's IoUMetric makes output_dir in the main process only, and the
+    # other ranks save into it with no barrier in between: a rank that starts
+    # faster failed on the missing folder. Every rank makes every metric's.
+    for folder in evaluator_output_dirs(cfg.test_evaluator):
+        os.makedirs(folder, exist_ok=True)
     metrics = runner.test()
     print({k: round(float(v), 4) for k, v in metrics.items()} if metrics else metrics)
     return 0
