@@ -5,8 +5,8 @@ flat buffer and turn the model's parameters into views of it, one after the
 other. A view starts where the previous parameters' elements end, so after a
 parameter whose size is not a multiple of 16 bytes (the 150-way classifier's
 bias) every later view of the group is misaligned, and kernels that assume
-aligned weights fail: cuDNN's convolutions on an H200 raised "CUDA error:
-misaligned address" in the first ZeRO-2 step. DeepSpeed 0.18 has no option to
+aligned weights fail: the linear head's first ZeRO-2 step on an H200 raised
+"CUDA error: misaligned address" (its BatchNorm weight and bias sat 8 bytes off). DeepSpeed 0.18 has no option to
 pad between parameters (0.19's ``parameter_alignment`` comes with a DeepSpeed
 that mmengine 0.10.7's strategy cannot import: it removed the 1-bit optimizers).
 
