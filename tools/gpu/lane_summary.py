@@ -79,9 +79,14 @@ def check_targets(bench: List[dict]) -> List[dict]:
     if b1:
         target('6B fwd b1 best of eager/compiled vs GEMM', max(r['vs_gemm'] for r in b1),
                '>= 0.65', 0.65)
-    fast, upstream = get('train-cp-b2', 'compiled'), get('train-cp-b2-upstream', 'upstream')
+    # Compiled timed beside upstream where the row has it (one process, as the
+    # issue asks); else the core row's, from another process.
+    upstream, beside = get('train-cp-b2-upstream', 'upstream'), get('train-cp-b2-upstream',
+                                                                    'compiled')
+    fast = beside or get('train-cp-b2', 'compiled')
     if fast and upstream:
-        target('6B train+cp b2 compiled speed-up over upstream',
+        where = 'same process' if beside else 'across processes'
+        target(f'6B train+cp b2 compiled speed-up over upstream ({where})',
                upstream['median_ms'] / fast['median_ms'], '>= 2.0x', 2.0)
     return targets
 

@@ -26,9 +26,10 @@
 #            plot; --bench extra: only these, after a core run). With
 #            --upstream-file (default: BUNDLE/upstream/intern_vit_6b.py where it
 #            was carried, InternVL's segmentation/mmseg_custom/models/backbones/
-#            intern_vit_6b.py) also eager vs upstream, training step batch 2 and
-#            forward batch 8: last, with the budget left (--bench upstream: these
-#            rows alone)
+#            intern_vit_6b.py) also upstream beside our eager backbone (and the
+#            compiled one, for the training step batch 2), training step batch 2
+#            and forward batch 8: last, with the budget left (--bench upstream:
+#            these rows alone)
 #   tests    pytest -m gpu, one run per tests/test_gpu_*.py (backbone, segmentation,
 #            and distributed after DeepSpeed's sdist is installed into
 #            RUN_DIR/deepspeed), the files at the same time (--serial-tests:
@@ -311,7 +312,9 @@ fi
 # an unimportable file costs only these rows. The training step first: a target
 # (>= 2x over upstream) is judged on it, the forward row is for the docs only.
 if wants bench && [ -n "$UPSTREAM" ] && [ "$BENCH" != extra ]; then
-  bench_row train-cp-b2-upstream train 2 --with-cp --size 504 504 --peer upstream --peer-file "$UPSTREAM"
+  # --compile: the target compares compiled with upstream, timed in one process.
+  bench_row train-cp-b2-upstream train 2 --with-cp --size 504 504 --compile --peer upstream \
+    --peer-file "$UPSTREAM"
   bench_row fwd-b8-upstream forward 8 --size 504 504 --peer upstream --peer-file "$UPSTREAM"
 fi
 
