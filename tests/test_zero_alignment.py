@@ -51,6 +51,21 @@ def test_split_keeps_settings_and_puts_one_unaligned_parameter_last():
         split_groups_for_zero_alignment(optimizer)
 
 
+def _run_as_one_process(script: str, *args: str):
+    """Run ``script`` as rank 0 of a one-process group (gloo); its last line, as JSON."""
+    pytest.importorskip('deepspeed')
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, OMP_NUM_THREADS='1', RANK='0', LOCAL_RANK='0', WORLD_SIZE='1',
+               MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+    out = subprocess.run([sys.executable, '-c', script, *args], capture_output=True, text=True,
+                         cwd=ROOT, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 ALIGNMENT_SCRIPT = textwrap.dedent('''
     import json, os, sys
     import torch, torch.distributed as dist, torch.nn as nn
@@ -85,18 +100,8 @@ ALIGNMENT_SCRIPT = textwrap.dedent('''
 
 
 @pytest.mark.parametrize('optimizer', ['wrapper', 'plain'])
-def test_zero2_parameters_are_16_byte_aligned_through_the_wrapper(optimizer, tmp_path):
-    pytest.importorskip('deepspeed')
-    import socket
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
-    env = dict(os.environ, OMP_NUM_THREADS='1', RANK='0', LOCAL_RANK='0', WORLD_SIZE='1',
-               MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
-    out = subprocess.run([sys.executable, '-c', ALIGNMENT_SCRIPT, optimizer],
-                         capture_output=True, text=True, cwd=ROOT, env=env)
-    assert out.returncode == 0, out.stderr[-3000:]
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+def test_zero2_parameters_are_16_byte_aligned_through_the_wrapper(optimizer):
+    result = _run_as_one_process(ALIGNMENT_SCRIPT, optimizer)
     assert result['dtypes'] == ['torch.bfloat16']  # ZeRO's bf16 views, not the fp32 originals
     assert result['changed'], 'the step did not update every parameter'
     if optimizer == 'wrapper':
@@ -126,20 +131,10 @@ STRATEGY_SCRIPT = textwrap.dedent('''
 ''')
 
 
-def test_smoke_zero2_config_through_mmengines_strategy_is_aligned(tmp_path):
+def test_smoke_zero2_config_through_mmengines_strategy_is_aligned():
     """The path tools/train.py takes (the config's wrapper, built by the strategy before
     deepspeed.initialize): what failed on the H200 was this config's first step."""
-    pytest.importorskip('deepspeed')
-    import socket
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
-    env = dict(os.environ, OMP_NUM_THREADS='1', RANK='0', LOCAL_RANK='0', WORLD_SIZE='1',
-               MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
-    out = subprocess.run([sys.executable, '-c', STRATEGY_SCRIPT], capture_output=True, text=True,
-                         cwd=ROOT, env=env)
-    assert out.returncode == 0, out.stderr[-3000:]
-    params = json.loads(out.stdout.strip().splitlines()[-1])
+    params = _run_as_one_process(STRATEGY_SCRIPT)
     # The classifier's 150-element bias is there (the model can misalign)...
     assert params['decode_head.conv_seg.bias'][0] == 150
     # ...and no parameter of the engine's model starts off 16 bytes.
