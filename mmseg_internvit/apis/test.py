@@ -84,7 +84,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     # mmseg's IoUMetric makes output_dir in the main process only, and the
     # other ranks save into it with no barrier in between: a rank that starts
     # faster failed on the missing folder. Every rank makes every metric's.
-    for folder in evaluator_output_dirs(cfg.test_evaluator):
+    for folder in evaluator_output_dirs(cfg.get('test_evaluator')):
         os.makedirs(folder, exist_ok=True)
     metrics = runner.test()
     print({k: round(float(v), 4) for k, v in metrics.items()} if metrics else metrics)

@@ -6,9 +6,10 @@ other. A view starts where the previous parameters' elements end, so after a
 parameter whose size is not a multiple of 16 bytes (the 150-way classifier's
 bias) every later view of the group is misaligned, and kernels that assume
 aligned weights fail: the linear head's first ZeRO-2 step on an H200 raised
-"CUDA error: misaligned address" (its BatchNorm weight and bias sat 8 bytes off). DeepSpeed 0.18 has no option to
-pad between parameters (0.19's ``parameter_alignment`` comes with a DeepSpeed
-that mmengine 0.10.7's strategy cannot import: it removed the 1-bit optimizers).
+"CUDA error: misaligned address" (its BatchNorm weight and bias sat 8 bytes
+off). DeepSpeed 0.18 has no option to pad between parameters (0.19's
+``parameter_alignment`` comes with a DeepSpeed that mmengine 0.10.7's strategy
+cannot import: it removed the 1-bit optimizers).
 
 Each group's buffer is allocated on its own, so its first parameter is always
 aligned. :func:`split_groups_for_zero_alignment` keeps the parameters whose
@@ -43,13 +44,10 @@ def split_groups_for_zero_alignment(optimizer: torch.optim.Optimizer) -> List[st
                            'has state (before the first step and before a resume loads it)')
     groups, moved = [], []
     for group in optimizer.param_groups:
-        params = group['params']
-        unaligned = [p for p in params if p.requires_grad and p.numel() % ALIGNED_NUMEL]
-        if len(unaligned) <= 1 and (not unaligned or params[-1] is unaligned[0]):
-            groups.append(group)
-            continue
-        ids = {id(p) for p in unaligned}
-        rest = [p for p in params if id(p) not in ids]
+        unaligned, rest = [], []
+        for param in group['params']:
+            (unaligned if param.requires_grad and param.numel() % ALIGNED_NUMEL else rest).append(
+                param)
         groups.append({**group, 'params': rest + unaligned[:1]})
         for param in unaligned[1:]:
             groups.append({**group, 'params': [param]})
