@@ -28,17 +28,23 @@ def test_split_keeps_settings_and_puts_one_unaligned_parameter_last():
     frozen.requires_grad_(False)
     decay = [model[0].weight, model[1].weight, model[2].weight, model[3].weight]
     no_decay = [model[0].bias, frozen, model[1].bias, model[3].bias]
-    optimizer = torch.optim.AdamW([dict(params=decay, lr_scale=0.5),
-                                   dict(params=no_decay, weight_decay=0.0)], lr=1e-3)
+    optimizer = torch.optim.AdamW([dict(params=decay, lr_scale=0.5, param_names=list('abcd')),
+                                   dict(params=no_decay, weight_decay=0.0,
+                                        param_names=list('efgh'))], lr=1e-3)
     moved = split_groups_for_zero_alignment(optimizer)
     groups = optimizer.param_groups
+    # What stays of each group first, then each trainable parameter whose size is not a
+    # multiple of 8 elements alone, in the order met; the frozen bias, left without a
+    # trainable parameter, goes with the first one moved out of its group.
     assert [[tuple(p.shape) for p in g['params']] for g in groups] == [
-        [(16, 8), (150, 3, 1, 1)], [(150, 150, 1, 1)], [(5, 150, 1, 1)],
+        [(16, 8)], [(150, 3, 1, 1)], [(150, 150, 1, 1)], [(5, 150, 1, 1)],
         [(16,), (150,)], [(150,)], [(5,)]]
-    assert [g.get('lr_scale') for g in groups] == [0.5] * 3 + [None] * 3
-    assert [g['weight_decay'] for g in groups] == [0.01] * 3 + [0.0] * 3
-    assert moved == ['(150, 150, 1, 1) (22500 elements)', '(5, 150, 1, 1) (750 elements)',
-                     '(150,) (150 elements)', '(5,) (5 elements)']
+    assert [g['param_names'] for g in groups] == [['c'], ['a'], ['b'], ['d'], ['f', 'e'], ['g'],
+                                                  ['h']]
+    assert [g.get('lr_scale') for g in groups] == [0.5] * 4 + [None] * 3
+    assert [g['weight_decay'] for g in groups] == [0.01] * 4 + [0.0] * 3
+    assert moved == ['a (450 elements)', 'b (22500 elements)', 'd (750 elements)',
+                     'e (150 elements)', 'g (150 elements)', 'h (5 elements)']
     # Every parameter once; a second call changes nothing.
     assert sorted(id(p) for g in groups for p in g['params']) == sorted(
         id(p) for p in model.parameters())
@@ -49,6 +55,17 @@ def test_split_keeps_settings_and_puts_one_unaligned_parameter_last():
     optimizer.step()
     with pytest.raises(RuntimeError, match='before the optimizer has state'):
         split_groups_for_zero_alignment(optimizer)
+
+
+def test_split_names_shapes_where_groups_have_no_names():
+    model = _model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    assert split_groups_for_zero_alignment(optimizer) == [
+        '(150, 3, 1, 1) (450 elements)', '(150,) (150 elements)',
+        '(150, 150, 1, 1) (22500 elements)', '(150,) (150 elements)',
+        '(5, 150, 1, 1) (750 elements)', '(5,) (5 elements)']
+    assert [len(g['params']) for g in optimizer.param_groups] == [2] + [1] * 6
+    assert all('param_names' not in g for g in optimizer.param_groups)
 
 
 def _run_as_one_process(script: str, *args: str):
@@ -78,40 +95,73 @@ ALIGNMENT_SCRIPT = textwrap.dedent('''
     dist.init_process_group('gloo')  # one process: RANK, WORLD_SIZE... in the environment
     torch.manual_seed(0)
     model = _model()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    # Two groups, the first with no parameter whose size is a multiple of 8 elements.
+    optimizer = torch.optim.AdamW([dict(params=[*model[0].parameters(), *model[1].parameters()]),
+                                   dict(params=[*model[2].parameters(), *model[3].parameters()])],
+                                  lr=1e-3)
     if sys.argv[1] == 'wrapper':
         DeepSpeedNoGradStepOptimWrapper(optimizer)
     engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, config=dict(
         train_micro_batch_size_per_gpu=1, bf16=dict(enabled=True),
-        zero_optimization=dict(stage=2)))
-    offsets = lambda: [p.data_ptr() % 16 for p in model.parameters()]
-    before = offsets()
-    first = [p.detach().float().clone() for p in model.parameters()]
+        zero_optimization=dict(stage=int(sys.argv[2]))))
+    # What each layer's kernels get, seen as it runs (registered after ZeRO-3's hook that
+    # fetches the parameters): offset from 16-byte alignment, dtype and values.
+    seen = []
+    def record(module, args):
+        seen.append({f'{id(module)}.{name}': [p.data_ptr() % 16, str(p.dtype), p.float().sum().item()]
+                     for name, p in module.named_parameters(recurse=False)})
+    for layer in model:
+        layer.register_forward_pre_hook(record)
     x = torch.randn(1, 3, 4, 8, dtype=torch.bfloat16)
-    loss = engine(x).float().square().mean()
-    engine.backward(loss)
-    with torch.no_grad():
-        engine.step()
-    changed = all(not torch.equal(a, p.detach().float()) for a, p in zip(first, model.parameters()))
-    print(json.dumps(dict(before=before, after=offsets(), changed=changed,
-                          dtypes=sorted({str(p.dtype) for p in model.parameters()}))))
+    for _ in range(2):
+        loss = engine(x).float().square().mean()
+        engine.backward(loss)
+        with torch.no_grad():
+            engine.step()
+    first, second = ({k: v for d in seen[i:i + 4] for k, v in d.items()} for i in (0, 4))
+    print(json.dumps(dict(offsets=[v[0] for v in first.values()],
+                          offsets_after_step=[v[0] for v in second.values()],
+                          dtypes=sorted({v[1] for v in first.values()}),
+                          changed=all(first[k][2] != second[k][2] for k in first))))
     dist.destroy_process_group()
 ''')
 
+def _back_to_back(sizes):
+    """Whether each of bf16 tensors of these sizes, laid back to back from an aligned
+    start, starts off 16-byte alignment."""
+    starts = [2 * sum(sizes[:i]) for i in range(len(sizes))]
+    return [bool(start % 16) for start in starts]
 
+
+@pytest.mark.parametrize('stage', [2, 3])
 @pytest.mark.parametrize('optimizer', ['wrapper', 'plain'])
-def test_zero2_parameters_are_16_byte_aligned_through_the_wrapper(optimizer):
-    result = _run_as_one_process(ALIGNMENT_SCRIPT, optimizer)
+def test_zero_parameters_are_16_byte_aligned_through_the_wrapper(optimizer, stage):
+    result = _run_as_one_process(ALIGNMENT_SCRIPT, optimizer, str(stage))
     assert result['dtypes'] == ['torch.bfloat16']  # ZeRO's bf16 views, not the fp32 originals
-    assert result['changed'], 'the step did not update every parameter'
-    if optimizer == 'wrapper':
-        assert result['before'] == result['after'] == [0] * 8
-    else:  # what the wrapper prevents: DeepSpeed 0.18 packs the views back to back
-        assert any(result['before'])
+    assert result['changed'], 'the steps did not update every parameter'
+    off = [bool(offset) for offset in result['offsets']]
+    assert [bool(offset) for offset in result['offsets_after_step']] == off
+    sizes = [p.numel() for p in _model().parameters()]  # 450, 150, 22500, 150, 128, 16, 750, 5
+    if optimizer == 'plain':  # what the wrapper prevents: DeepSpeed 0.18 packs views back to back
+        # (ZeRO-2: in a buffer per group; ZeRO-3: in one buffer)
+        packed = (_back_to_back(sizes[:4]) + _back_to_back(sizes[4:]) if stage == 2 else
+                  _back_to_back(sizes))
+        assert off == packed and any(off)
+    elif stage == 2:  # a buffer per group
+        assert not any(off)
+    else:
+        # One buffer for all groups, which a single process keeps the parameters in: the
+        # parameters whose size is a multiple of 8 elements (of either group), then each
+        # other one. All start aligned up to the first of the others; later ones cannot.
+        order = [4, 5, 0, 1, 2, 3, 6, 7]
+        expected = dict(zip(order, _back_to_back([sizes[i] for i in order])))
+        assert off == [expected[i] for i in range(8)]
+        assert off[4:6] == [False, False] and not off[0]
 
 
 STRATEGY_SCRIPT = textwrap.dedent('''
-    import json
+    import json, sys
+    import deepspeed
     import torch.distributed as dist
     from mmengine.config import Config
     from mmengine.registry import STRATEGIES, init_default_scope
@@ -120,21 +170,28 @@ STRATEGY_SCRIPT = textwrap.dedent('''
     init_default_scope('mmseg')
     from mmseg.registry import MODELS
     dist.init_process_group('gloo')
-    cfg = Config.fromfile('configs/smoke/linear_internvit-tiny-zero2_2xb2-300_ade20k-sample-112x112.py')
+    cfg = Config.fromfile(sys.argv[1])
     strategy = STRATEGIES.build(cfg.strategy)
     strategy._setup_distributed = lambda *args, **kwargs: None  # the group above
     strategy.prepare(MODELS.build(cfg.model), optim_wrapper=cfg.optim_wrapper,
                      dispatch_kwargs=dict(max_iters=10))
-    print(json.dumps({name: [p.numel(), p.data_ptr() % 16]
-                      for name, p in strategy.model.module.named_parameters()}))
+    model = strategy.model.module
+    # ZeRO-3 fetches its parameters for each forward (in one process: views of its buffer).
+    with deepspeed.zero.GatheredParameters(list(model.parameters())):
+        print(json.dumps({name: [p.numel(), p.data_ptr() % 16]
+                          for name, p in model.named_parameters()}))
     dist.destroy_process_group()
 ''')
 
 
-def test_smoke_zero2_config_through_mmengines_strategy_is_aligned():
+@pytest.mark.parametrize('stage', ['zero2', 'zero3'])
+def test_smoke_zero_config_through_mmengines_strategy_is_aligned(stage):
     """The path tools/train.py takes (the config's wrapper, built by the strategy before
-    deepspeed.initialize): what failed on the H200 was this config's first step."""
-    params = _run_as_one_process(STRATEGY_SCRIPT)
+    deepspeed.initialize): what failed on the H200 was the ZeRO-2 config's first step.
+    ZeRO-3 in one process, its parameters views of one buffer, is aligned too: the linear
+    head has one parameter whose size is not a multiple of 8 elements."""
+    config = f'configs/smoke/linear_internvit-tiny-{stage}_2xb2-300_ade20k-sample-112x112.py'
+    params = _run_as_one_process(STRATEGY_SCRIPT, config)
     # The classifier's 150-element bias is there (the model can misalign)...
     assert params['decode_head.conv_seg.bias'][0] == 150
     # ...and no parameter of the engine's model starts off 16 bytes.

@@ -12,9 +12,11 @@ from .zero_alignment import ALIGNMENT_BYTES, split_groups_for_zero_alignment
 class DeepSpeedNoGradStepOptimWrapper(DeepSpeedOptimWrapper):
     """mmengine's ``DeepSpeedOptimWrapper`` for ZeRO on GPU and CPU.
 
-    - Its optimizer's groups are laid out so that ZeRO-1/2 keep every
-      parameter 16-byte aligned (:mod:`.zero_alignment`): the strategy builds
-      this wrapper before it hands the optimizer to ``deepspeed.initialize``.
+    - Its optimizer's groups are laid out so that ZeRO keeps the parameters
+      16-byte aligned (:mod:`.zero_alignment`; ZeRO-1/2 every one, ZeRO-3 in
+      one process all but the second and later of those whose size is not a
+      multiple of 16 bytes): the strategy builds this wrapper before it hands
+      the optimizer to ``deepspeed.initialize``.
     - ``engine.step()`` runs under no_grad: ZeRO-2 all-gathers updated
       partitions into split views of a flat buffer that autograd tracks; with
       the gloo backend (CPU runs, CI) that raises "Output 0 of Split is a view
@@ -28,8 +30,9 @@ class DeepSpeedNoGradStepOptimWrapper(DeepSpeedOptimWrapper):
         moved = split_groups_for_zero_alignment(optimizer)
         if moved:
             MMLogger.get_current_instance().info(
-                f'ZeRO alignment: {len(moved)} parameter(s) in groups of their own so every '
-                f'parameter starts {ALIGNMENT_BYTES}-byte aligned: {", ".join(moved)}')
+                f'ZeRO alignment: {len(moved)} parameter(s) in groups of their own, after the '
+                f'others, so that parameters start {ALIGNMENT_BYTES}-byte aligned: '
+                f'{", ".join(moved)}')
         super().__init__(optimizer)
 
     def step(self, **kwargs) -> None:
