@@ -1,5 +1,7 @@
-"""ZeRO-1/2 keep every parameter 16-byte aligned when the optimizer comes through
-DeepSpeedNoGradStepOptimWrapper (misaligned views broke cuDNN on an H200)."""
+"""DeepSpeed ZeRO keeps parameters 16-byte aligned when the optimizer comes through
+DeepSpeedNoGradStepOptimWrapper (misaligned views broke cuDNN on an H200): ZeRO-1/2
+every one, ZeRO-3 in one process those up to the second whose size is not a multiple
+of 8 elements."""
 import json
 import os
 import subprocess
@@ -22,7 +24,7 @@ def _model():
                          nn.Conv2d(150, 5, 1))
 
 
-def test_split_keeps_settings_and_puts_one_unaligned_parameter_last():
+def test_split_keeps_settings_and_moves_unaligned_parameters_last():
     model = _model()
     frozen = model[2].bias
     frozen.requires_grad_(False)
@@ -68,8 +70,12 @@ def test_split_names_shapes_where_groups_have_no_names():
     assert all('param_names' not in g for g in optimizer.param_groups)
 
 
-def _run_as_one_process(script: str, *args: str):
-    """Run ``script`` as rank 0 of a one-process group (gloo); its last line, as JSON."""
+@pytest.fixture(scope='module')
+def one_process_runs():
+    """ONE_PROCESS_SCRIPT's cases, each process rank 0 of a one-process group (gloo):
+    their results by name. Imports take most of a process's time, so the engine cases
+    share one; mmengine's DeepSpeedStrategy registers DeepSpeed's optimizers each time it
+    is built (a second one in a process raises KeyError), so each config has its own."""
     pytest.importorskip('deepspeed')
     import socket
     with socket.socket() as s:
@@ -77,54 +83,87 @@ def _run_as_one_process(script: str, *args: str):
         port = s.getsockname()[1]
     env = dict(os.environ, OMP_NUM_THREADS='1', RANK='0', LOCAL_RANK='0', WORLD_SIZE='1',
                MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
-    out = subprocess.run([sys.executable, '-c', script, *args], capture_output=True, text=True,
-                         cwd=ROOT, env=env)
-    assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    runs = {}
+    for cases in (['engines', 'zero2'], ['zero3']):
+        out = subprocess.run([sys.executable, '-c', ONE_PROCESS_SCRIPT, *cases],
+                             capture_output=True, text=True, cwd=ROOT, env=env)
+        assert out.returncode == 0, out.stderr[-3000:]
+        runs.update(json.loads(out.stdout.strip().splitlines()[-1]))
+    return runs
 
 
-ALIGNMENT_SCRIPT = textwrap.dedent('''
-    import json, os, sys
-    import torch, torch.distributed as dist, torch.nn as nn
+ONE_PROCESS_SCRIPT = textwrap.dedent('''
+    import json, sys
+    import torch, torch.distributed as dist
+    from mmengine.config import Config
+    from mmengine.registry import STRATEGIES, init_default_scope
     from mmseg_internvit import register_all_modules
     register_all_modules()
     import deepspeed
     from mmseg_internvit.engine import DeepSpeedNoGradStepOptimWrapper
+    init_default_scope('mmseg')
+    from mmseg.registry import MODELS
     sys.path.insert(0, 'tests')
     from test_zero_alignment import _model
     dist.init_process_group('gloo')  # one process: RANK, WORLD_SIZE... in the environment
-    torch.manual_seed(0)
-    model = _model()
-    # Two groups, the first with no parameter whose size is a multiple of 8 elements.
-    optimizer = torch.optim.AdamW([dict(params=[*model[0].parameters(), *model[1].parameters()]),
-                                   dict(params=[*model[2].parameters(), *model[3].parameters()])],
-                                  lr=1e-3)
-    if sys.argv[1] == 'wrapper':
-        DeepSpeedNoGradStepOptimWrapper(optimizer)
-    engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, config=dict(
-        train_micro_batch_size_per_gpu=1, bf16=dict(enabled=True),
-        zero_optimization=dict(stage=int(sys.argv[2]))))
-    # What each layer's kernels get, seen as it runs (registered after ZeRO-3's hook that
-    # fetches the parameters): offset from 16-byte alignment, dtype and values.
-    seen = []
-    def record(module, args):
-        seen.append({f'{id(module)}.{name}': [p.data_ptr() % 16, str(p.dtype), p.float().sum().item()]
-                     for name, p in module.named_parameters(recurse=False)})
-    for layer in model:
-        layer.register_forward_pre_hook(record)
-    x = torch.randn(1, 3, 4, 8, dtype=torch.bfloat16)
-    for _ in range(2):
-        loss = engine(x).float().square().mean()
-        engine.backward(loss)
-        with torch.no_grad():
-            engine.step()
-    first, second = ({k: v for d in seen[i:i + 4] for k, v in d.items()} for i in (0, 4))
-    print(json.dumps(dict(offsets=[v[0] for v in first.values()],
-                          offsets_after_step=[v[0] for v in second.values()],
-                          dtypes=sorted({v[1] for v in first.values()}),
-                          changed=all(first[k][2] != second[k][2] for k in first))))
+
+    def engine_run(optimizer_kind, stage):
+        torch.manual_seed(0)
+        model = _model()
+        # Two groups, the first with no parameter whose size is a multiple of 8 elements.
+        optimizer = torch.optim.AdamW(
+            [dict(params=[*model[0].parameters(), *model[1].parameters()]),
+             dict(params=[*model[2].parameters(), *model[3].parameters()])], lr=1e-3)
+        if optimizer_kind == 'wrapper':
+            DeepSpeedNoGradStepOptimWrapper(optimizer)
+        engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, config=dict(
+            train_micro_batch_size_per_gpu=1, bf16=dict(enabled=True),
+            zero_optimization=dict(stage=stage)))
+        # What each layer's kernels get, seen as it runs (registered after ZeRO-3's hook
+        # that fetches the parameters): offset from 16-byte alignment, dtype and values.
+        seen = []
+        def record(module, args):
+            seen.append({f'{id(module)}.{name}': [p.data_ptr() % 16, str(p.dtype),
+                                                  p.float().sum().item()]
+                         for name, p in module.named_parameters(recurse=False)})
+        for layer in model:
+            layer.register_forward_pre_hook(record)
+        x = torch.randn(1, 3, 4, 8, dtype=torch.bfloat16)
+        for _ in range(2):
+            loss = engine(x).float().square().mean()
+            engine.backward(loss)
+            with torch.no_grad():
+                engine.step()
+        first, second = ({k: v for d in seen[i:i + 4] for k, v in d.items()} for i in (0, 4))
+        return dict(offsets=[v[0] for v in first.values()],
+                    offsets_after_step=[v[0] for v in second.values()],
+                    dtypes=sorted({v[1] for v in first.values()}),
+                    changed=all(first[k][2] != second[k][2] for k in first))
+
+    def strategy_run(stage):
+        # The path tools/train.py takes: the config's wrapper, built by mmengine's strategy
+        # before deepspeed.initialize.
+        cfg = Config.fromfile(
+            f'configs/smoke/linear_internvit-tiny-{stage}_2xb2-300_ade20k-sample-112x112.py')
+        strategy = STRATEGIES.build(cfg.strategy)
+        strategy._setup_distributed = lambda *args, **kwargs: None  # the group above
+        strategy.prepare(MODELS.build(cfg.model), optim_wrapper=cfg.optim_wrapper,
+                         dispatch_kwargs=dict(max_iters=10))
+        model = strategy.model.module
+        # ZeRO-3 fetches its parameters for each forward (in one process: views of its buffer).
+        with deepspeed.zero.GatheredParameters(list(model.parameters())):
+            return {name: [p.numel(), p.data_ptr() % 16] for name, p in model.named_parameters()}
+
+    runs = {}
+    if 'engines' in sys.argv[1:]:
+        runs.update({f'{kind}-{stage}': engine_run(kind, stage)
+                     for kind in ('wrapper', 'plain') for stage in (2, 3)})
+    runs.update({stage: strategy_run(stage) for stage in ('zero2', 'zero3')
+                 if stage in sys.argv[1:]})
+    print(json.dumps(runs))
     dist.destroy_process_group()
 ''')
+
 
 def _back_to_back(sizes):
     """Whether each of bf16 tensors of these sizes, laid back to back from an aligned
@@ -135,8 +174,9 @@ def _back_to_back(sizes):
 
 @pytest.mark.parametrize('stage', [2, 3])
 @pytest.mark.parametrize('optimizer', ['wrapper', 'plain'])
-def test_zero_parameters_are_16_byte_aligned_through_the_wrapper(optimizer, stage):
-    result = _run_as_one_process(ALIGNMENT_SCRIPT, optimizer, str(stage))
+def test_zero_parameters_are_16_byte_aligned_through_the_wrapper(optimizer, stage,
+                                                                 one_process_runs):
+    result = one_process_runs[f'{optimizer}-{stage}']
     assert result['dtypes'] == ['torch.bfloat16']  # ZeRO's bf16 views, not the fp32 originals
     assert result['changed'], 'the steps did not update every parameter'
     off = [bool(offset) for offset in result['offsets']]
@@ -159,39 +199,13 @@ def test_zero_parameters_are_16_byte_aligned_through_the_wrapper(optimizer, stag
         assert off[4:6] == [False, False] and not off[0]
 
 
-STRATEGY_SCRIPT = textwrap.dedent('''
-    import json, sys
-    import deepspeed
-    import torch.distributed as dist
-    from mmengine.config import Config
-    from mmengine.registry import STRATEGIES, init_default_scope
-    from mmseg_internvit import register_all_modules
-    register_all_modules()
-    init_default_scope('mmseg')
-    from mmseg.registry import MODELS
-    dist.init_process_group('gloo')
-    cfg = Config.fromfile(sys.argv[1])
-    strategy = STRATEGIES.build(cfg.strategy)
-    strategy._setup_distributed = lambda *args, **kwargs: None  # the group above
-    strategy.prepare(MODELS.build(cfg.model), optim_wrapper=cfg.optim_wrapper,
-                     dispatch_kwargs=dict(max_iters=10))
-    model = strategy.model.module
-    # ZeRO-3 fetches its parameters for each forward (in one process: views of its buffer).
-    with deepspeed.zero.GatheredParameters(list(model.parameters())):
-        print(json.dumps({name: [p.numel(), p.data_ptr() % 16]
-                          for name, p in model.named_parameters()}))
-    dist.destroy_process_group()
-''')
-
-
 @pytest.mark.parametrize('stage', ['zero2', 'zero3'])
-def test_smoke_zero_config_through_mmengines_strategy_is_aligned(stage):
+def test_smoke_zero_config_through_mmengines_strategy_is_aligned(stage, one_process_runs):
     """The path tools/train.py takes (the config's wrapper, built by the strategy before
     deepspeed.initialize): what failed on the H200 was the ZeRO-2 config's first step.
     ZeRO-3 in one process, its parameters views of one buffer, is aligned too: the linear
     head has one parameter whose size is not a multiple of 8 elements."""
-    config = f'configs/smoke/linear_internvit-tiny-{stage}_2xb2-300_ade20k-sample-112x112.py'
-    params = _run_as_one_process(STRATEGY_SCRIPT, config)
+    params = one_process_runs[stage]
     # The classifier's 150-element bias is there (the model can misalign)...
     assert params['decode_head.conv_seg.bias'][0] == 150
     # ...and no parameter of the engine's model starts off 16 bytes.
