@@ -2,6 +2,7 @@
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -170,6 +171,24 @@ def test_train_resume_consolidate(strategy, tmp_path, sample_ade20k):
                            r'\(150, 96, 1, 1\) in the checkpoint but \(10, 96, 1, 1\)'):
             torchrun('test.py', config, work / 'iter_6.pth', '--work-dir', tmp_path / 'misfit',
                      *test_opts, 'model.decode_head.num_classes=10')
+        # The optimizer wrapper's state records ZeRO's layout as DeepSpeed lists it...
+        states_file = work / 'iter_6.pth' / 'mp_rank_00_model_states.pt'
+        states = torch.load(states_file, weights_only=False)
+        layout = states['optim_wrapper']['zero_param_groups']
+        assert layout == [list(group) for group in states['param_shapes']]
+        # ...and a resume under another one is refused. Here: the same groups with two
+        # parameters swapped, as a model or layout change between save and resume would
+        # leave them; DeepSpeed 0.18 itself restores the fp32 master weights and optimizer
+        # moments position by position and would say nothing.
+        other = tmp_path / 'other_layout'
+        shutil.copytree(work / 'iter_6.pth', other / 'iter_6.pth')
+        group = next(g for g in layout if len(g) > 1)
+        group[0], group[1] = group[1], group[0]
+        torch.save(states, other / 'iter_6.pth' / 'mp_rank_00_model_states.pt')
+        with pytest.raises(AssertionError, match='error: Cannot resume this DeepSpeed '
+                           r'checkpoint: .*\(group \d+: the same parameters in another order\)'):
+            torchrun('train.py', config, '--work-dir', other, '--resume',
+                     other / 'iter_6.pth', *options(sample_ade20k, 8))
     sharded_out = tmp_path / 'pred_sharded'
     torchrun('test.py', config, work / 'iter_6.pth', '--out', sharded_out,
              '--work-dir', tmp_path / 'test_sharded', *test_opts)

@@ -12,6 +12,7 @@ import pytest
 import torch
 import torch.nn as nn
 
+from mmseg_internvit.engine.deepspeed_optim_wrapper import describe_layout_difference
 from mmseg_internvit.engine.zero_alignment import split_groups_for_zero_alignment
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -68,6 +69,15 @@ def test_split_names_shapes_where_groups_have_no_names():
         '(5, 150, 1, 1) (750 elements)', '(5,) (5 elements)']
     assert [len(g['params']) for g in optimizer.param_groups] == [2] + [1] * 6
     assert all('param_names' not in g for g in optimizer.param_groups)
+
+
+def test_layout_difference_in_words():
+    """What a refused resume says (tests/test_distributed.py refuses a real one)."""
+    assert describe_layout_difference([['a'], ['b']], [['a', 'b']]) == '2 groups saved, 1 now'
+    assert describe_layout_difference([['a', 'b'], ['c']], [['a', 'b'], ['d', 'c']]) == (
+        "group 1: only saved: [], only now: ['d']")
+    assert describe_layout_difference([['a', 'b']], [['b', 'a']]) == (
+        'group 0: the same parameters in another order')
 
 
 @pytest.fixture(scope='module')
