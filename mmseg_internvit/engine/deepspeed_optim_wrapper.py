@@ -82,6 +82,8 @@ class DeepSpeedNoGradStepOptimWrapper(DeepSpeedOptimWrapper):
         engine = self._model
         if engine is None or not engine.zero_optimization():
             return None
+        # DeepSpeed's own listing (private in 0.18, the pinned version): what it saves
+        # in every model-states file as param_shapes, round-robin order included.
         return [list(group) for group in engine._get_zero_param_shapes()]
 
 
