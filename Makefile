@@ -15,6 +15,11 @@ MMCV_VERSION := 2.1.0
 MMCV_CACHE := $(HOME)/.cache/mmseg_internvit
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# `make test` runs the suite in this many pytest-xdist workers, one test file
+# per worker at a time (module fixtures are built once); tests/conftest.py
+# shares the cores between them. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
+XDIST := -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: install demo test test-all test-gpu clean
 
@@ -36,10 +41,10 @@ demo: install
 	$(PY) tools/demo.py
 
 test: install
-	$(PY) -m pytest -q $(PYTEST_ARGS) tests
+	$(PY) -m pytest -q $(XDIST) $(PYTEST_ARGS) tests
 
 test-all: install
-	$(PY) -m pytest -q --runslow tests
+	$(PY) -m pytest -q $(XDIST) --runslow tests
 
 # The GPU lane (tests marked gpu; each is skipped where CUDA is unavailable).
 test-gpu: install

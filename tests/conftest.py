@@ -22,13 +22,36 @@ def pytest_configure(config):
     config.addinivalue_line('markers', 'slow: takes minutes; run with --runslow')
     config.addinivalue_line('markers', 'gpu: needs a CUDA GPU, skipped without one '
                                        '(make test-gpu runs only these: pytest -m gpu)')
+    share_cores_between_workers()
     # What every tool and every config's custom_imports does first; tests of
     # the bare import (nothing registered) run in subprocesses.
     from mmseg_internvit import register_all_modules
     register_all_modules()
 
 
+def share_cores_between_workers() -> None:
+    """Give each pytest-xdist worker its share of the cores (``make test`` runs two).
+
+    Each worker's torch would otherwise start one thread per core, and so would
+    every tool a test launches (they inherit ``OMP_NUM_THREADS``): two workers on
+    two cores would run four spinning OpenMP threads, slower than one worker.
+    """
+    workers = os.environ.get('PYTEST_XDIST_WORKER_COUNT')
+    if not workers:
+        return
+    threads = max(1, (os.cpu_count() or 1) // int(workers))
+    os.environ['OMP_NUM_THREADS'] = str(threads)
+    torch.set_num_threads(threads)
+
+
+# Files whose tests take minutes (two-process training runs): collected first,
+# so that with `make test`'s workers (one file at a time each) they start at
+# once instead of leaving one worker alone with them at the end.
+LONGEST_FILES = ('test_distributed.py',)
+
+
 def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: item.path.name not in LONGEST_FILES)  # stable: order kept
     if not torch.cuda.is_available():
         no_gpu = pytest.mark.skip(reason='gpu: needs a CUDA GPU (torch.cuda.is_available() is '
                                          'False here); run make test-gpu on a GPU machine')
