@@ -16,10 +16,11 @@ MMCV_CACHE := $(HOME)/.cache/mmseg_internvit
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 # `make test` runs the suite in this many pytest-xdist workers, one test file
-# per worker at a time (module fixtures are built once); tests/conftest.py
-# shares the cores between them. TEST_WORKERS=0 runs it in one process.
+# per worker at a time (module fixtures are built once), files in collection
+# order: tests/conftest.py puts the longest first and shares the cores between
+# the workers. TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 2
-XDIST := -n $(TEST_WORKERS) --dist loadfile
+XDIST := -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 .PHONY: install demo test test-all test-gpu clean
 

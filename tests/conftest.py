@@ -45,8 +45,9 @@ def share_cores_between_workers() -> None:
 
 
 # Files whose tests take minutes (two-process training runs): collected first,
-# so that with `make test`'s workers (one file at a time each) they start at
-# once instead of leaving one worker alone with them at the end.
+# so that `make test`'s workers (one file at a time each, in collection order:
+# --no-loadscope-reorder) start them at once instead of leaving one worker
+# alone with them at the end.
 LONGEST_FILES = ('test_distributed.py',)
 
 
