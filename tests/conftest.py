@@ -30,16 +30,17 @@ def pytest_configure(config):
 
 
 def share_cores_between_workers() -> None:
-    """Give each pytest-xdist worker its share of the cores (``make test`` runs two).
+    """Give each pytest-xdist worker its share of torch's threads (``make test`` runs two).
 
-    Each worker's torch would otherwise start one thread per core, and so would
-    every tool a test launches (they inherit ``OMP_NUM_THREADS``): two workers on
-    two cores would run four spinning OpenMP threads, slower than one worker.
+    Each worker's torch would otherwise start as many threads as one process
+    would (one per core, or ``OMP_NUM_THREADS``), and so would every tool a test
+    launches (they inherit ``OMP_NUM_THREADS``): two workers on two cores would
+    run four OpenMP threads on two cores.
     """
     workers = os.environ.get('PYTEST_XDIST_WORKER_COUNT')
     if not workers:
         return
-    threads = max(1, (os.cpu_count() or 1) // int(workers))
+    threads = max(1, torch.get_num_threads() // int(workers))
     os.environ['OMP_NUM_THREADS'] = str(threads)
     torch.set_num_threads(threads)
 

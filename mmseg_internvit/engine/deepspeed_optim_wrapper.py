@@ -99,4 +99,3 @@ def describe_layout_difference(saved: List[List[str]], current: List[List[str]])
                     if only_old or only_new else 'the same parameters in another order')
             return f'group {index}: {what}'
     return 'the same layout'
-
