@@ -8,6 +8,8 @@ Importing ``mmseg_internvit`` (or any module of it) only defines things.
   warning (a user's own ``DS_ACCELERATOR`` wins);
 - lets mmengine import DeepSpeed at its first use, not with its runner
   (:mod:`mmseg_internvit.deferred_deepspeed`: ~2.3 s of every tool's start);
+- lets mmengine's ``DeepSpeedStrategy`` be built more than once in a
+  process (:mod:`mmseg_internvit.deepspeed_optimizers_once`);
 - imports every module whose classes register in the ``mmseg_internvit``
   scope (the mmseg/mmdet/mmcv-based ones only where those are installed);
 - lists those classes in mmseg's and mmdet's registries too, so their
@@ -47,6 +49,8 @@ def register_all_modules() -> None:
     name_cpu_accelerator_for_deepspeed()
     from .deferred_deepspeed import defer_deepspeed_for_mmengine
     defer_deepspeed_for_mmengine()
+    from .deepspeed_optimizers_once import register_deepspeed_optimizers_once
+    register_deepspeed_optimizers_once()
     for module, needs in _REGISTERING_MODULES:
         if needs is None or find_spec(needs) is not None:
             importlib.import_module(module)
