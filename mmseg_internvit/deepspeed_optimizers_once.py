@@ -14,6 +14,7 @@ else of the strategy changes.
 """
 import functools
 import importlib
+from typing import List
 
 _MMENGINE_MODULE = 'mmengine._strategy.deepspeed'
 
@@ -32,7 +33,7 @@ def register_deepspeed_optimizers_once() -> None:
     first_call = functools.cache(register)
 
     @functools.wraps(register)
-    def register_once() -> list:
+    def register_once() -> List[str]:
         return list(first_call())
 
     register_once.registers_once = True
