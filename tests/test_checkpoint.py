@@ -177,7 +177,8 @@ def test_not_an_internvit_checkpoint(tmp_path):
 
 def test_unsafe_pickle_is_refused(tmp_path):
     path = tmp_path / 'evil.pth'
-    torch.save({'state_dict': {'x': torch.zeros(1)}, 'payload': __import__('argparse').Namespace(a=1)}, path)
+    torch.save({'state_dict': {'x': torch.zeros(1)},
+                'payload': __import__('argparse').Namespace(a=1)}, path)
     with pytest.raises(CheckpointReadError, match='weights_only=True'):
         load_backbone_weights(build_tiny(), str(path))
 

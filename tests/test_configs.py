@@ -99,10 +99,12 @@ def test_reference_settings_are_in_the_configs():
     assert probe.optim_wrapper.optimizer.weight_decay == 0
     assert probe.train_cfg.max_iters == 80000
     assert probe.train_dataloader.batch_size * 8 == 16
-    assert probe.model.test_cfg.crop_size == (504, 504) and probe.model.test_cfg.stride == (322, 322)
+    assert probe.model.test_cfg.crop_size == (504, 504)
+    assert probe.model.test_cfg.stride == (322, 322)
     head = load('upernet_internvit-6b-frozen_8xb2-80k_ade20k-504x504.py')
     assert head.model.backbone.out_indices == [11, 23, 35, 47]
-    assert head.model.decode_head.channels == 1536 and head.optim_wrapper.optimizer.weight_decay == 0.05
+    assert head.model.decode_head.channels == 1536
+    assert head.optim_wrapper.optimizer.weight_decay == 0.05
     assert head.model.auxiliary_head.loss_decode.loss_weight == 0.4
     full = load('upernet_internvit-6b_8xb2-80k_ade20k-504x504.py')
     assert not full.model.backbone.frozen and full.model.backbone.drop_path_rate == 0.4
@@ -134,10 +136,11 @@ def test_auxiliary_heads_as_upstream(arch, width):
         assert cfg.model.decode_head.channels == (768 if arch == '300m' else 1536)
         assert cfg.optim_wrapper.optimizer.weight_decay == 0.05
         assert cfg.optim_wrapper.paramwise_cfg.layer_decay_rate == (1.0 if in_index == 1
-                                                                     else 0.95)
+                                                                    else 0.95)
     # The ViT-Adapter keeps ViT-Adapter's own auxiliary head.
     adapter = load('upernet_internvit-6b-adapter_8xb2-80k_ade20k-504x504.py')
-    assert (adapter.model.auxiliary_head.in_index, adapter.model.auxiliary_head.channels) == (2, 256)
+    auxiliary = adapter.model.auxiliary_head
+    assert (auxiliary.in_index, auxiliary.channels) == (2, 256)
 
 
 @pytest.mark.parametrize('arch,width', FAMILIES)

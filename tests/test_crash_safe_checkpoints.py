@@ -242,7 +242,8 @@ def test_resume_errors_and_empty_work_dir(tmp_path, sample_ade20k):
 
 @pytest.mark.slow
 def test_deepspeed_zero2_kill_inside_save(tmp_path, wrapper, sample_ade20k):
-    """2 ranks, ZeRO-2, max_keep_ckpts=1: killed while iter_8's folder is written, resume completes."""
+    """2 ranks, ZeRO-2, max_keep_ckpts=1: killed while iter_8's folder is written, resume
+    completes."""
     pytest.importorskip('deepspeed')
     from test_distributed import CONFIGS, SMOKE as SMOKE_DIR, _free_port
     config = os.path.join(SMOKE_DIR, CONFIGS['zero2'])

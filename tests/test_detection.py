@@ -24,7 +24,8 @@ data_root = {data_root!r}
 metainfo = dict(classes=('rectangle', 'ellipse'))
 model = dict(
     backbone=dict(
-        vit=dict(arch=dict(_delete_=True, **{arch!r}), dtype='float32', init_cfg=None, with_cp=False),
+        vit=dict(arch=dict(_delete_=True, **{arch!r}), dtype='float32', init_cfg=None,
+                 with_cp=False),
         interaction_indexes=[[0, 1], [2, 3]], conv_inplanes=16, with_cp=False,
         norm_cfg=dict(type='BN'), out_norm_cfg=dict(type='BN')),
     neck=dict(in_channels=[64] * 4),

@@ -93,7 +93,7 @@ def assert_folder_checked_without_reassembly(config, folder, merged):
     source = open_model_checkpoint(str(folder))
     saved = load_file(merged)
     assert {k: source.shape(k) for k in source.keys()} == {k: tuple(v.shape)
-                                                          for k, v in saved.items()}
+                                                           for k, v in saved.items()}
     assert source.meta['dataset_meta']['classes'][0] == 'wall'
     reassemble = consolidate._deepspeed_state
     consolidate._deepspeed_state = None  # any reassembly would fail

@@ -256,7 +256,7 @@ def test_failed_check_writes_nothing(tmp_path, checkpoints, capsys, monkeypatch)
     from mmseg_internvit.export import exporter
     monkeypatch.setattr(exporter, 'compare_outputs', lambda *args: (0.5, 1.0, 0))
     assert _run_export([LINEAR, checkpoints['linear'], str(tmp_path / 'out.onnx'),
-                              '--shape', '56', '56']) == 1
+                        '--shape', '56', '56']) == 1
     err = capsys.readouterr().err
     assert 'error: the exported graph does not match PyTorch: max |onnxruntime - torch| = 0.5' \
         in err and 'nothing was written' in err

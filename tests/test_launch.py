@@ -133,7 +133,7 @@ def test_flexible_runner_checkpoint_checked_on_a_meta_copy(tmp_path):
     from mmseg_internvit.checkpoint import CheckpointMismatchError
     register_all_modules()
     cfg = Config.fromfile(os.path.join(SMOKE, 'linear_internvit-tiny-fsdp_2xb2-300_ade20k-'
-                                             'sample-112x112.py'))
+                                       'sample-112x112.py'))
     copy = launch.shape_model(cfg)
     assert all(p.is_meta for p in copy.parameters())
     state = init_model(cfg, None, device='cpu').state_dict()

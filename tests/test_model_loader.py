@@ -114,5 +114,6 @@ def test_mmengine_loader_names_a_broken_safetensors_file(tmp_path):
         CheckpointLoader.load_checkpoint(str(broken), map_location='cpu')
     bad_meta = tmp_path / 'bad_meta.safetensors'
     save_file({'w': torch.zeros(2)}, bad_meta, metadata={'dataset_meta': '{classes'})
-    with pytest.raises(CheckpointReadError, match=r"bad_meta\.safetensors: metadata 'dataset_meta'"):
+    with pytest.raises(CheckpointReadError,
+                       match=r"bad_meta\.safetensors: metadata 'dataset_meta'"):
         CheckpointLoader.load_checkpoint(str(bad_meta), map_location='cpu')

@@ -61,7 +61,7 @@ class ChannelsFirstLayerNorm(nn.Module):
         dtype = x.dtype
         x = x.float()
         x = (x - x.mean(1, keepdim=True)) / torch.sqrt(x.var(1, keepdim=True, unbiased=False)
-                                                      + 1e-6)
+                                                       + 1e-6)
         return (self.weight.float()[:, None, None] * x + self.bias.float()[:, None, None]).to(dtype)
 
 

@@ -157,7 +157,8 @@ def test_ade20k_test_pipeline_resizes_image_and_keeps_label_at_original_size(tmp
 
 
 def test_few_shot_subsets_evaluate_as_upstream_subset_configs(tmp_path):
-    """Upstream's 1/16..1/2 configs cap the long side at 2016 (mmseg Resize), then multiple of 14."""
+    """Upstream's 1/16..1/2 configs cap the long side at 2016 (mmseg Resize), then a multiple
+    of 14."""
     cfg = Config.fromfile(FEW_SHOT_1_16)
     pipeline = compose(cfg.test_dataloader.dataset.pipeline)
     out = pipeline(write_pair(str(tmp_path / 'wide'), 60, 700))

@@ -112,7 +112,8 @@ CASES = [
     Case('load_from: checkpoint of another config', 'train',
          lambda f: [UPERNET, '--work-dir', f.work('l'), *f.data_options(),
                     f'load_from={f.linear}'],
-         r'does not fit the model\..*This is a linear-probe file .* but the config builds a UPerHead'),
+         r'does not fit the model\..*This is a linear-probe file .* '
+         r'but the config builds a UPerHead'),
     Case('broken annotation file while training', 'train',
          lambda f: [LINEAR, '--work-dir', f.work('b'),
                     *f.data_options(f.broken_data, iters=20)],

@@ -130,8 +130,8 @@ def test_few_shot_lists_load(tmp_path, sample_ade20k):
     from mmseg.registry import DATASETS
     out = tmp_path / 'splits'
     run_tool('dataset/make_few_shot_splits.py', '--data-root', sample_ade20k, '--out-dir', out)
-    cfg = Config.fromfile(os.path.join(ROOT, 'configs', 'internvit_6b',
-                                       'linear_internvit-6b-fewshot-1-16_8xb2-5k_ade20k-504x504.py'))
+    cfg = Config.fromfile(os.path.join(ROOT, 'configs', 'internvit_6b', 'linear_internvit-6b-'
+                                       'fewshot-1-16_8xb2-5k_ade20k-504x504.py'))
     init_default_scope('mmseg')
     dataset_cfg = cfg.train_dataloader.dataset
     dataset_cfg.update(data_root=sample_ade20k, ann_file=str(out / 'train_1-16.txt'))

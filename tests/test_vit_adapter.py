@@ -251,7 +251,7 @@ def test_adapter_with_windowed_vit():
     for a, b in zip(covering(x), plain(x)):
         assert torch.equal(a, b)
     windowed = build_adapter(frozen=False, vit=dict(window_size=2, global_attn_indexes=[1, 3],
-                                                   with_cp=True))
+                                                    with_cp=True))
     windowed.load_state_dict(plain.state_dict())
     windowed.train()
     outs = windowed(x)

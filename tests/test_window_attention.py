@@ -1,4 +1,5 @@
-"""Window attention: helpers, a per-window reference, global equivalence, training paths, bad args."""
+"""Window attention: helpers, a per-window reference, global equivalence, training paths and
+bad arguments."""
 import pytest
 import torch
 

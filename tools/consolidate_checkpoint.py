@@ -1,6 +1,7 @@
 """Write a sharded training checkpoint (DeepSpeed ZeRO folder, FSDP) as one safetensors file.
 
-See ``python tools/consolidate_checkpoint.py --help`` and :mod:`mmseg_internvit.apis.consolidate_checkpoint`.
+See ``python tools/consolidate_checkpoint.py --help`` and
+:mod:`mmseg_internvit.apis.consolidate_checkpoint`.
 """
 import sys
 

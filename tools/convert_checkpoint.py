@@ -1,6 +1,9 @@
-"""Convert any supported InternViT checkpoint (HF, chat, -hf, upstream, released segmentor) to a checkpoint file of this project.
+"""Convert any supported InternViT checkpoint to a checkpoint file of this project.
 
-See ``python tools/convert_checkpoint.py --help`` and :mod:`mmseg_internvit.apis.convert_checkpoint`.
+Supported: HF, chat, -hf, upstream and released-segmentor files.
+
+See ``python tools/convert_checkpoint.py --help`` and
+:mod:`mmseg_internvit.apis.convert_checkpoint`.
 """
 import sys
 

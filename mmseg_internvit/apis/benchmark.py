@@ -169,7 +169,8 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
             parser.error(f'--mode slide needs --config CONFIG (an existing file), got '
                          f'{args.config!r}')
         ignored = [flag for flag, given in (
-            ('--arch', args.arch is not None), ('--sizes', args.sizes), ('--batch', args.batch != 1),
+            ('--arch', args.arch is not None), ('--sizes', args.sizes),
+            ('--batch', args.batch != 1),
             ('--dtype', args.dtype), ('--compile', args.compile), ('--peer', args.peer),
             ('--peer-file', args.peer_file), ('--plot', args.plot),
             ('--profile', args.profile)) if given]
@@ -380,4 +381,3 @@ def main(argv: Optional[List[str]] = None) -> int:
             json.dump(result, f, indent=2)
         print(f'results written to {args.json}')
     return 0
-

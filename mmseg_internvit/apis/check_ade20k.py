@@ -1,4 +1,6 @@
-"""``tools/dataset/check_ade20k.py``: check an ADE20K folder (ADEChallengeData2016 or its parent) before training.
+"""``tools/dataset/check_ade20k.py``: check an ADE20K folder before training.
+
+The folder is ADEChallengeData2016 or its parent.
 
 Usage: python tools/dataset/check_ade20k.py data/ade [--max-files N]
        [--num-classes 150] [--crop 504]
@@ -66,4 +68,3 @@ def main(argv: list[str] | None = None) -> int:
                           max_files=args.max_files)
     print(format_report(report, args.max_messages))
     return 0 if report.ok else 1
-

@@ -37,4 +37,3 @@ def main(argv=None) -> int:
     import mmseg  # noqa: F401
     print(f'install ok: torch {torch.__version__}, mmcv ops run on {where}')
     return 0
-

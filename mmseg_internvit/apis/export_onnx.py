@@ -79,4 +79,3 @@ def main(argv: Optional[List[str]] = None) -> int:
               f'{report.timings["torch"] * 1e3:.1f} ms, onnxruntime '
               f'{report.timings["onnxruntime"] * 1e3:.1f} ms')
     return 0
-

@@ -1,4 +1,6 @@
-"""``tools/dataset/make_few_shot_splits.py``: write the fixed few-shot ADE20K training lists shipped with the configs.
+"""``tools/dataset/make_few_shot_splits.py``: write the fixed few-shot ADE20K training lists.
+
+The lists are the ones shipped with the configs.
 
 The lists are nested (1/16 is inside 1/8, ...): one seeded permutation of the
 20,210 ADE20K training names (``ADE_train_00000001`` .. ``ADE_train_00020210``)

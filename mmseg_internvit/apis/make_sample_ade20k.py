@@ -1,4 +1,6 @@
-"""``tools/dataset/make_sample_ade20k.py``: write the synthetic ADE20K-style sample dataset and print its path.
+"""``tools/dataset/make_sample_ade20k.py``: write the synthetic ADE20K-style sample dataset.
+
+It prints the dataset's path.
 
 Usage: python tools/dataset/make_sample_ade20k.py data/ade [--num-train 48]
        [--num-val 12] [--size 128] [--seed 0]

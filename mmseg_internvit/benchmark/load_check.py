@@ -186,4 +186,3 @@ def run_child(config_path: str) -> None:
                   torch_threads=torch.get_num_threads())
     with open(cfg['output'], 'w') as f:
         json.dump(result, f)
-

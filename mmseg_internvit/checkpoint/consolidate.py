@@ -117,4 +117,3 @@ def consolidate_to_safetensors(src: str, dst: str, dtype: torch.dtype = None) ->
     # Classes and palette travel with the weights.
     save_safetensors(state, dst, dataset_meta_from(source.meta))
     return len(state)
-

@@ -127,4 +127,3 @@ def _problem_keys(report: MatchReport, mapping: dict) -> List[str]:
     inverse = {stored_name(v): k for k, v in mapping.items()}
     return (report.missing + [inverse.get(k, k) for k in report.unexpected]
             + [name for name, _, _ in report.mismatched])
-

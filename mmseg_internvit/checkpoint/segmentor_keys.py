@@ -91,4 +91,3 @@ def head_kind(keys: Iterable[str]) -> Optional[str]:
         if any(k.startswith(marker) for k in keys):
             return kind
     return None
-

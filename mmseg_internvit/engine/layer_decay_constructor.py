@@ -63,7 +63,8 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
 
     def __init__(self, optim_wrapper_cfg: dict, paramwise_cfg: Optional[dict] = None) -> None:
         # A non-empty paramwise_cfg makes the base class call add_params.
-        super().__init__(optim_wrapper_cfg, dict(dict(layer_decay_rate=1.0), **(paramwise_cfg or {})))
+        super().__init__(optim_wrapper_cfg,
+                         dict(dict(layer_decay_rate=1.0), **(paramwise_cfg or {})))
 
     def add_params(self, params: List[dict], module: nn.Module, prefix: str = '',
                    is_dcn_module: Optional[int] = None) -> None:

@@ -67,7 +67,7 @@ def split_groups_for_zero_alignment(optimizer: torch.optim.Optimizer) -> List[st
         parts = [[i] for i in unaligned]
         if any(params[i].requires_grad for i in rest):
             groups.append(_subgroup(group, rest))
-        else:  # only frozen ones stay: they go with the first moved one (ZeRO needs one that trains)
+        else:  # only frozen ones stay: with the first moved one (ZeRO needs one that trains)
             parts[0] = rest + parts[0]
         for indices in parts:
             singles.append(_subgroup(group, indices))

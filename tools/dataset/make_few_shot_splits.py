@@ -1,6 +1,7 @@
 """Write the fixed, nested few-shot ADE20K training lists shipped with the configs.
 
-See ``python tools/dataset/make_few_shot_splits.py --help`` and :mod:`mmseg_internvit.apis.make_few_shot_splits`.
+See ``python tools/dataset/make_few_shot_splits.py --help`` and
+:mod:`mmseg_internvit.apis.make_few_shot_splits`.
 """
 import sys
 

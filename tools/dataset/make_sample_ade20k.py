@@ -1,6 +1,7 @@
 """Write the synthetic ADE20K-style sample dataset and print its path.
 
-See ``python tools/dataset/make_sample_ade20k.py --help`` and :mod:`mmseg_internvit.apis.make_sample_ade20k`.
+See ``python tools/dataset/make_sample_ade20k.py --help`` and
+:mod:`mmseg_internvit.apis.make_sample_ade20k`.
 """
 import sys
 

@@ -1,6 +1,6 @@
 """InternViT architecture presets and how an ``arch`` argument becomes a full
 arch dict (a preset name, a user dict, or ``'auto'`` read from a checkpoint)."""
-from typing import TYPE_CHECKING, Dict, Optional, Union
+from typing import TYPE_CHECKING, Dict, Union
 
 if TYPE_CHECKING:  # the checkpoint package is imported only when 'auto' reads one
     from mmseg_internvit.checkpoint.readers import TensorSource

@@ -48,7 +48,8 @@ class InternViT(BaseModule):
         with_cp: Activation checkpointing per block whenever autograd records
             the blocks (see :meth:`set_grad_checkpointing`).
         dtype: ``'float32'``, ``'bfloat16'`` or ``'float16'`` (or ``'fp32'``,
-            ``'bf16'``, ``'fp16'``): the parameters' and computation dtype. Outputs are always float32 so heads run fp32.
+            ``'bf16'``, ``'fp16'``): the parameters' and computation dtype.
+            Outputs are always float32 so heads run fp32.
         autocast_dtype: ``'bfloat16'`` or ``'float16'`` runs the backbone's
             own computations (:meth:`prepare_tokens`, :meth:`run_blocks`) under
             ``torch.autocast`` while the parameters stay in ``dtype``: full
