@@ -22,7 +22,7 @@ PYTEST_ARGS ?=
 TEST_WORKERS ?= 2
 XDIST := -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
-.PHONY: install demo test test-all test-gpu clean
+.PHONY: install demo test test-all test-gpu lint clean
 
 install: $(STAMP)
 
@@ -50,6 +50,10 @@ test-all: install
 # The GPU lane (tests marked gpu; each is skipped where CUDA is unavailable).
 test-gpu: install
 	$(PY) -m pytest -q -m gpu $(PYTEST_ARGS) tests
+
+# Style: pyflakes and pycodestyle over the repository (.flake8); not part of `make test`.
+lint: install
+	$(PY) -m flake8
 
 clean:
 	rm -rf $(VENV) work_dirs
