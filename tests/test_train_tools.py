@@ -144,6 +144,55 @@ def test_few_shot_lists_load(tmp_path, sample_ade20k):
     assert dataset[0]['inputs'].shape[0] == 3
 
 
+def split_tool(*args):
+    """Run the split tool, which may fail: its CompletedProcess."""
+    cmd = [sys.executable, os.path.join(ROOT, 'tools', 'dataset', 'make_few_shot_splits.py'),
+           *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True)
+
+
+def test_few_shot_lists_change_only_with_overwrite(tmp_path, sample_ade20k):
+    """The default --out-dir is the shipped lists: writing their own names again is
+    allowed, other names need --overwrite, and a refused run writes nothing."""
+    import shutil
+    out = tmp_path / 'splits'
+    shutil.copytree(os.path.join(ROOT, 'configs', '_base_', 'datasets', 'ade20k_few_shot'), out)
+
+    def lists():
+        return {p.name: p.read_bytes() for p in out.iterdir()}
+
+    shipped = lists()
+    assert sorted(shipped) == [f'train_1-{k}.txt' for k in (16, 2, 4, 8)]
+    run_tool('dataset/make_few_shot_splits.py', '--out-dir', out)  # the canonical names
+    assert lists() == shipped
+    refused = split_tool('--data-root', sample_ade20k, '--out-dir', out)
+    assert refused.returncode == 2 and refused.stdout == ''
+    assert refused.stderr.splitlines() == [
+        f"error: {out / 'train_1-16.txt'} exists with other names; pass --out-dir to write "
+        'elsewhere or --overwrite to replace it (nothing was written)']
+    assert lists() == shipped
+    run_tool('dataset/make_few_shot_splits.py', '--data-root', sample_ade20k, '--out-dir', out,
+             '--overwrite')
+    assert sorted(lists()) == sorted(shipped)  # no temporary file left beside them
+    assert len((out / 'train_1-16.txt').read_text().split()) == 48 // 16
+
+
+@pytest.mark.parametrize('num_images', [0, 15])
+def test_few_shot_lists_need_16_training_images(tmp_path, num_images):
+    """Too few images would leave a list empty: one error naming the folder, nothing written."""
+    folder = tmp_path / 'ADEChallengeData2016' / 'images' / 'training'
+    folder.mkdir(parents=True)
+    for i in range(1, num_images + 1):
+        (folder / f'ADE_train_{i:08d}.jpg').write_bytes(b'')  # only the names are read
+    out = tmp_path / 'splits'
+    result = split_tool('--data-root', folder.parents[1], '--out-dir', out)
+    assert result.returncode == 2 and result.stdout == ''
+    assert result.stderr.splitlines() == [
+        f"error: {folder} has {num_images or 'no'} .jpg training images; the 1/16 list needs "
+        'at least 16: pass the ADEChallengeData2016 folder as --data-root']
+    assert not out.exists()
+
+
 def test_train_errors_are_clear(tmp_path, capsys):
     # In this process, as tools/*.py start them (the loops above run the commands).
     from mmseg_internvit.apis.errors import run_tool as start
