@@ -223,7 +223,24 @@ def test_cli_exit_codes(ade, tmp_path):
     assert bad.returncode == 1
     assert f'ERROR: {ade / TRAIN_ANN}' in bad.stdout and 'FAILED: 1 errors' in bad.stdout
 
-    missing = _cli(str(tmp_path / 'nowhere'))
-    assert missing.returncode == 1
-    assert str(tmp_path / 'nowhere') in missing.stdout
-    assert 'ADEChallengeData2016' in missing.stdout
+    # An existing folder without ADE20K is a report that explains the layout.
+    (tmp_path / 'empty').mkdir()
+    empty = _cli(str(tmp_path / 'empty'))
+    assert empty.returncode == 1
+    assert f"ERROR: {tmp_path / 'empty'}: no ADE20K dataset here" in empty.stdout
+    assert 'ADEChallengeData2016' in empty.stdout
+
+
+@pytest.mark.parametrize('kind', ['missing', 'file'])
+def test_cli_path_that_is_not_a_folder(tmp_path, kind):
+    """A mistyped path is a user error: one line naming it, exit status 2, no report."""
+    path = tmp_path / 'nowhere'
+    if kind == 'file':
+        path.write_text('not a dataset\n')
+    out = _cli(str(path))
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert out.stdout == ''
+    state = 'is not a folder' if kind == 'file' else 'does not exist'
+    assert out.stderr.splitlines() == [
+        f'error: {path} {state}; pass the ADEChallengeData2016 folder or its parent '
+        '(e.g. data/ade)']

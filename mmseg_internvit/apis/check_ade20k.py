@@ -4,14 +4,16 @@ The folder is ADEChallengeData2016 or its parent.
 
 Usage: python tools/dataset/check_ade20k.py data/ade [--max-files N]
        [--num-classes 150] [--crop 504]
-Exits 1 if there are errors, 0 otherwise (warnings alone do not fail).
+Exits 1 if there are errors, 0 otherwise (warnings alone do not fail); a path
+that is not a folder is a user error (one ``error:`` line, exit status 2).
 """
 import argparse
+import os
 
 # Only numpy and Pillow: the check runs on any machine, without torch.
 from mmseg_internvit.datasets.ade20k_check import ADE20KReport, check_ade20k
 
-from .errors import add_debug_flag
+from .errors import ToolError, add_debug_flag
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -64,6 +66,12 @@ def main(argv: list[str] | None = None) -> int:
         argv: Arguments without the program name; ``sys.argv[1:]`` when None.
     """
     args = parse_args(argv)
+    # A mistyped path is not a dataset with problems: say so in one line
+    # instead of a report with the expected layout.
+    if not os.path.isdir(args.data_root):
+        state = 'is not a folder' if os.path.exists(args.data_root) else 'does not exist'
+        raise ToolError(f'{args.data_root} {state}; pass the ADEChallengeData2016 folder or '
+                        'its parent (e.g. data/ade)')
     report = check_ade20k(args.data_root, num_classes=args.num_classes, crop=args.crop,
                           max_files=args.max_files)
     print(format_report(report, args.max_messages))
