@@ -17,3 +17,6 @@ optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
     constructor='mmseg_internvit.LayerDecayOptimWrapperConstructor',
     paramwise_cfg=dict(layer_decay_rate=1.0))
+# mmdet's interval and retention settings, saved crash-safe: a kill while
+# writing never costs the previous checkpoint.
+default_hooks = dict(checkpoint=dict(type='mmseg_internvit.AtomicCheckpointHook'))
