@@ -240,6 +240,25 @@ def test_resume_errors_and_empty_work_dir(tmp_path, sample_ade20k):
     assert found is None and skipped == []
 
 
+def test_resume_into_other_parameter_groups_is_refused(tmp_path, sample_ade20k, uninterrupted):
+    """The frozen probe's checkpoint (its AdamW holds the head alone) resumed by the
+    full-tuning config: torch's own error names neither the file nor a way out."""
+    checkpoint = uninterrupted / f'iter_{INTERVAL}.pth'
+    full = SMOKE.replace('linear_internvit-tiny_', 'linear_internvit-tiny-full_')
+    cmd = [sys.executable, os.path.join(ROOT, 'tools', 'train.py'), full, '--resume',
+           str(checkpoint), *train_args(sample_ade20k, tmp_path / 'full')]
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 2, out.stderr[-3000:]
+    assert out.stderr.strip().splitlines()[-1] == (
+        f'error: --resume {checkpoint}: its optimizer state does not fit the optimizer of this '
+        'config (loaded state dict has a different number of parameter groups): it was saved '
+        'for other trainable parameters (e.g. a frozen backbone, or other parameter groups); '
+        'to start from its weights instead, drop --resume and pass --cfg-options '
+        f'load_from={checkpoint}')
+    assert 'Traceback' not in out.stderr
+    assert not list((tmp_path / 'full').glob('iter_*.pth'))
+
+
 @pytest.mark.slow
 def test_deepspeed_zero2_kill_inside_save(tmp_path, wrapper, sample_ade20k):
     """2 ranks, ZeRO-2, max_keep_ckpts=1: killed while iter_8's folder is written, resume

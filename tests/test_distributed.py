@@ -104,6 +104,35 @@ def assert_folder_checked_without_reassembly(config, folder, merged):
     torch.testing.assert_close(source['backbone.cls_token'], saved['backbone.cls_token'])
 
 
+def assert_weights_cross_over(config, folder, merged, data_root, tmp_path):
+    """``load_from`` across formats: the ZeRO folder in the config without DeepSpeed
+    (mmengine's loader reassembles it), the consolidated file in the DeepSpeed config
+    (whose engine reads only folders: the file becomes the model's Pretrained init).
+    At lr 0 a step changes no weight: each run saves what it loaded."""
+    from safetensors.torch import load_file
+    expected = load_file(merged)
+    start = ['optim_wrapper.optimizer.lr=0']
+
+    def assert_loaded(state):
+        # BatchNorm statistics move in the training step; everything else must not.
+        kept = [k for k in expected if not k.endswith(('running_mean', 'running_var',
+                                                       'num_batches_tracked'))]
+        assert set(state) == set(expected)
+        for key in kept:
+            torch.testing.assert_close(state[key].float(), expected[key].float(), msg=key)
+
+    plain = tmp_path / 'plain_from_folder'
+    out = tool('train.py', os.path.join(SMOKE, CONFIGS['single']), '--work-dir', plain,
+               *options(data_root, 1, [f'load_from={folder}', *start]))
+    assert f'Load checkpoint from {folder}' in out
+    assert_loaded(torch.load(plain / 'iter_1.pth', weights_only=True)['state_dict'])
+    sharded = tmp_path / 'zero2_from_file'
+    torchrun('train.py', config, '--work-dir', sharded,
+             *options(data_root, 1, [f'load_from={merged}', *start]))
+    tool('consolidate_checkpoint.py', sharded / 'iter_1.pth', tmp_path / 'from_file.safetensors')
+    assert_loaded(load_file(tmp_path / 'from_file.safetensors'))
+
+
 @pytest.mark.parametrize('strategy', ['zero2', 'zero3', 'fsdp'])
 def test_train_resume_consolidate(strategy, tmp_path, sample_ade20k):
     config = os.path.join(SMOKE, CONFIGS[strategy])
@@ -171,6 +200,7 @@ def test_train_resume_consolidate(strategy, tmp_path, sample_ade20k):
                            r'\(150, 96, 1, 1\) in the checkpoint but \(10, 96, 1, 1\)'):
             torchrun('test.py', config, work / 'iter_6.pth', '--work-dir', tmp_path / 'misfit',
                      *test_opts, 'model.decode_head.num_classes=10')
+        assert_weights_cross_over(config, work / 'iter_6.pth', merged, sample_ade20k, tmp_path)
         # The optimizer wrapper's state records ZeRO's layout as DeepSpeed lists it...
         states_file = work / 'iter_6.pth' / 'mp_rank_00_model_states.pt'
         states = torch.load(states_file, weights_only=False)

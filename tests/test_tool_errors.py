@@ -109,6 +109,29 @@ CASES = [
     Case('--resume from a truncated checkpoint', 'train',
          lambda f: [LINEAR, '--work-dir', f.work('r'), '--resume', f.truncated],
          r'--resume .*truncated\.pth: cannot resume from it, it is truncated'),
+    Case('--resume from a weights-only checkpoint', 'train',
+         lambda f: [LINEAR, '--work-dir', f.work('w'), '--resume', f.linear],
+         r'--resume .*linear\.pth: cannot resume from it, it holds no optimizer and no '
+         r'param_schedulers state .* drop --resume and pass --cfg-options load_from=.*linear\.pth'),
+    Case('--resume of a file with a DeepSpeed config', 'train',
+         lambda f: [ZERO2, '--work-dir', f.work('z'), '--resume', f.linear],
+         r'--resume .*linear\.pth: cannot resume from it, this config trains with DeepSpeed, '
+         r'which resumes only the checkpoint folders it wrote'),
+    Case('load_from does not exist', 'train',
+         lambda f: [LINEAR, '--work-dir', f.work('n'), *f.data_options(),
+                    f'load_from={f.root / "nope.pth"}'],
+         r'load_from=.*nope\.pth does not exist'),
+    Case('misspelt key of the training loop', 'train',
+         lambda f: [LINEAR, '--work-dir', f.work('k'), *f.data_options(), 'train_cfg.max_iterz=4'],
+         r"IterBasedTrainLoop.*unexpected keyword argument 'max_iterz': the config gives this "
+         r'class an argument it does not take; check the spelling'),
+    Case('misspelt checkpoint hook argument', 'train',
+         lambda f: [LINEAR, '--work-dir', f.work('h'), *f.data_options(),
+                    'default_hooks.checkpoint.intervall=2'],
+         r'AtomicCheckpointHook \(default_hooks\.checkpoint\) does not take intervall; check '
+         r'the spelling: it takes interval, ',
+         check=lambda f: not os.path.exists(os.path.join(f.work('h'), 'iter_2.pth'))
+         or pytest.fail('trained')),
     Case('load_from: checkpoint of another config', 'train',
          lambda f: [UPERNET, '--work-dir', f.work('l'), *f.data_options(),
                     f'load_from={f.linear}'],

@@ -7,6 +7,7 @@ and exit status 2; no traceback unless ``--debug`` is given. Anything else is
 a bug and keeps its traceback.
 """
 import importlib
+import re
 import sys
 from typing import Optional, Sequence
 
@@ -90,16 +91,51 @@ def _user_message(error: BaseException) -> Optional[str]:
     if sample is not None:
         # A data pipeline step failed on a file (unreadable image, broken
         # annotation, bad label): name the sample's files, whatever the error.
-        step, files = sample
+        step, files, segmentation = sample
+        checker = ' (tools/dataset/check_ade20k.py checks an ADE20K folder)' if segmentation else ''
         return (f'{step} failed on {files}: {type(error).__name__}: {one_line(error)}; fix or '
-                'remove the file (tools/dataset/check_ade20k.py checks an ADE20K folder)')
+                f'remove the file{checker}')
     if isinstance(error, USER_ERRORS):
         return one_line(error)
+    if isinstance(error, TypeError) and _is_unknown_config_argument(error):
+        return (f'{one_line(error)}: the config gives this class an argument it does not take; '
+                'check the spelling of that key in the config or in --cfg-options')
+    if isinstance(error, AssertionError) and raised_in(error, NUM_CLASS_CHECK, '_check_head'):
+        # mmdet's NumClassCheckHook: the heads' class count against the dataset's.
+        return (f'{one_line(error)}; set num_classes of the heads (model.roi_head.bbox_head '
+                'and mask_head) to the number of classes of the dataset')
     return None
 
 
+NUM_CLASS_CHECK = 'mmdet/engine/hooks/num_class_check_hook.py'
+# mmengine's registry builds every object of a config here; it re-raises a
+# constructor's TypeError with the class named.
+BUILD_FROM_CONFIG = 'mmengine/registry/build_functions.py'
+_UNKNOWN_ARGUMENT = re.compile(r"got an unexpected keyword argument '\w+'")
+
+
+def _is_unknown_config_argument(error: TypeError) -> bool:
+    """Whether ``error`` is a class built from a config that was given a key it
+    does not take (a misspelt ``train_cfg.max_iter``)."""
+    return bool(_UNKNOWN_ARGUMENT.search(str(error))) and raised_in(error, BUILD_FROM_CONFIG)
+
+
+def raised_in(error: BaseException, file_suffix: str, function: Optional[str] = None) -> bool:
+    """Whether a frame of ``error``'s traceback runs in a file whose path ends with
+    ``file_suffix`` (and, if given, in ``function``)."""
+    tb = error.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if (code.co_filename.replace('\\', '/').endswith(file_suffix)
+                and function in (None, code.co_name)):
+            return True
+        tb = tb.tb_next
+    return False
+
+
 def _failing_sample(error: BaseException) -> Optional[tuple]:
-    """``(transform name, files)`` when ``error`` was raised inside a data pipeline step.
+    """``(transform name, files, has a segmentation map)`` when ``error`` was raised
+    inside a data pipeline step.
 
     mmcv transforms receive the sample as a ``results`` dict that carries its
     file paths; the innermost such frame of the traceback names the sample.
@@ -115,6 +151,6 @@ def _failing_sample(error: BaseException) -> Optional[tuple]:
                      if results.get(key)]
             if paths:
                 found = (type(owner).__name__ if owner is not None else 'pipeline',
-                         ' / '.join(paths))
+                         ' / '.join(paths), bool(results.get('seg_map_path')))
         tb = tb.tb_next
     return found

@@ -11,9 +11,9 @@ from typing import List, Optional
 
 import torch
 
-from .errors import ToolError
-from .launch import (add_common_args, build_runner, check_fits_before_loading, load_config,
-                     resolve_resume)
+from .errors import ToolError, one_line, raised_in
+from .launch import (add_common_args, build_runner, check_fits_before_loading, check_load_from,
+                     load_config, load_file_at_model_init, resolve_resume)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -47,9 +47,22 @@ def main(argv: Optional[List[str]] = None) -> int:
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     resolve_resume(cfg, args.resume)
+    check_load_from(cfg)
+    load_file_at_model_init(cfg)
     runner = build_runner(cfg)
     # mmengine loads `load_from` / resume checkpoints non-strictly: check the
     # fit first, so a checkpoint of another config fails before training.
     check_fits_before_loading(cfg, runner, cfg.get('load_from'))
-    runner.train()
+    try:
+        runner.train()
+    except ValueError as error:
+        if cfg.get('resume') and raised_in(error, 'torch/optim/optimizer.py', 'load_state_dict'):
+            # torch names neither the file nor what to do.
+            raise ValueError(
+                f'--resume {cfg.load_from}: its optimizer state does not fit the optimizer of '
+                f'this config ({one_line(error)}): it was saved for other trainable parameters '
+                '(e.g. a frozen backbone, or other parameter groups); to start from its weights '
+                f'instead, drop --resume and pass --cfg-options load_from={cfg.load_from}'
+            ) from error
+        raise
     return 0

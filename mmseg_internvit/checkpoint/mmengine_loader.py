@@ -12,6 +12,7 @@ from typing import Mapping
 
 from mmengine.runner.checkpoint import CheckpointLoader, load_from_local
 
+from .consolidate import is_deepspeed_checkpoint, open_deepspeed_checkpoint
 from .readers import WRAPPER_KEYS, CheckpointReadError, read_safetensors_header
 from .segmentor_keys import convert_upstream_state_dict, dataset_meta_from
 
@@ -43,9 +44,18 @@ def with_released_layout_converted(checkpoint: dict) -> dict:
     return {'meta': meta, 'state_dict': converted}
 
 
+def _load_deepspeed_folder(path: str) -> dict:
+    # For runners without DeepSpeed (plain, DDP, FSDP): the fp32 weights
+    # reassembled from the ZeRO partitions, with the meta of the model states.
+    source = open_deepspeed_checkpoint(path)
+    return {'meta': source.meta, 'state_dict': {name: source[name] for name in source.keys()}}
+
+
 def _load_local(filename: str, map_location=None):
     if str(filename).endswith('.safetensors'):
         return _load_safetensors(filename, map_location)
+    if is_deepspeed_checkpoint(str(filename)):
+        return _load_deepspeed_folder(str(filename))
     return with_released_layout_converted(load_from_local(filename, map_location))
 
 

@@ -15,6 +15,7 @@ checkpoint at all. Here:
   (temporary file, flush, rename) and the previous best is deleted only once
   the new one exists.
 """
+import inspect
 import os
 import os.path as osp
 from typing import Optional, Union
@@ -53,6 +54,7 @@ class AtomicCheckpointHook(CheckpointHook):
     """
 
     def __init__(self, *args, backend_args: Optional[dict] = None, **kwargs) -> None:
+        _refuse_unknown_arguments(kwargs)
         self._user_backend = backend_args is not None or 'file_client_args' in kwargs
         super().__init__(*args, backend_args=backend_args, **kwargs)
 
@@ -152,6 +154,23 @@ class AtomicCheckpointHook(CheckpointHook):
             self.best_ckpt_path = paths[None]
         else:
             self.best_ckpt_path_dict.update(paths)
+
+
+def _refuse_unknown_arguments(kwargs: dict) -> None:
+    """Stop at start-up on an argument ``CheckpointHook`` does not name.
+
+    mmengine's hook keeps such arguments and hands them to
+    ``runner.save_checkpoint``, which takes none beyond what the hook passes
+    already: a misspelt ``default_hooks.checkpoint.intervall`` failed only at
+    the first save, after the first interval's training was done.
+    """
+    named = [name for name, param in inspect.signature(CheckpointHook.__init__).parameters.items()
+             if name != 'self' and param.kind is not param.VAR_KEYWORD]
+    unknown = sorted(set(kwargs) - set(named))
+    if unknown:
+        raise ValueError(f'AtomicCheckpointHook (default_hooks.checkpoint) does not take '
+                         f'{", ".join(unknown)}; check the spelling: it takes '
+                         f'{", ".join(named)}')
 
 
 def _barrier() -> None:
