@@ -151,6 +151,16 @@ def test_flexible_runner_checkpoint_checked_on_a_meta_copy(tmp_path):
     shards.mkdir()
     (shards / 'rank0.pth').write_bytes(b'')
     launch.check_fits_before_loading(cfg, None, str(shards))
+    # Any other folder, or those shards for a config without FSDP (tools/test.py
+    # drops the strategy), is refused before a runner writes into the work dir.
+    from mmseg_internvit.checkpoint import CheckpointReadError
+    cfg.pop('strategy')
+    with pytest.raises(CheckpointReadError, match=r'iter_2\.pth is an FSDP checkpoint with '
+                       r"per-rank local shards; train with strategy\.state_dict_cfg='full'"):
+        launch.check_fits_before_loading(cfg, None, str(shards))
+    with pytest.raises(CheckpointReadError, match=r'is a folder but neither a DeepSpeed '
+                       r'checkpoint \(no \*model_states\.pt\) nor a model folder'):
+        launch.check_fits_before_loading(cfg, None, str(tmp_path))
 
 
 def test_shape_model_of_a_backbone_that_cannot_be_built_on_meta(tmp_path):

@@ -13,7 +13,8 @@ from mmengine.dist import is_distributed
 from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 
-from mmseg_internvit.engine.checkpoint_files import checkpoint_problem, find_resume_checkpoint
+from mmseg_internvit.engine.checkpoint_files import (FSDP_SHARD_NAME, checkpoint_problem,
+                                                     find_resume_checkpoint)
 from mmseg_internvit.models.backbones.vit_config import drop_pretrained, internvit_config
 from .errors import add_debug_flag, one_line
 
@@ -99,14 +100,18 @@ def check_fits_before_loading(cfg: Config, runner, checkpoint: Optional[str]) ->
     here by the strict whole-model loader, shapes only. A FlexibleRunner's
     model does not exist before its strategy builds it: a copy built from the
     config on the meta device (no memory) is checked instead. Folders of
-    FSDP local shards are left to the strategy.
+    FSDP local shards are left to an FSDP strategy; any other folder is
+    refused here, before anything is built or written.
     """
     if not checkpoint or '://' in checkpoint or not osp.exists(checkpoint):
         return
     from mmseg_internvit.checkpoint import check_checkpoint_fits
-    from mmseg_internvit.checkpoint.consolidate import is_deepspeed_checkpoint
+    from mmseg_internvit.checkpoint.consolidate import is_deepspeed_checkpoint, unusable_folder
     if osp.isdir(checkpoint) and not is_deepspeed_checkpoint(checkpoint):
-        return
+        fsdp = (cfg.get('strategy') or {}).get('type', '').endswith('FSDPStrategy')
+        if fsdp and any(FSDP_SHARD_NAME.match(name) for name in os.listdir(checkpoint)):
+            return
+        raise unusable_folder(checkpoint)
     model = unwrapped_model(runner) if runner is not None else None
     check_checkpoint_fits(model if model is not None else shape_model(cfg), checkpoint)
 

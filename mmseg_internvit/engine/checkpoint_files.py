@@ -14,6 +14,8 @@ from typing import List, Optional, Tuple
 PARTIAL_SUFFIX = '.partial'
 # The names mmengine's CheckpointHook gives (filename_tmpl 'iter_{}.pth' / 'epoch_{}.pth').
 CHECKPOINT_NAME = re.compile(r'^(iter|epoch)_(\d+)\.pth$')
+# A file of an FSDP checkpoint with local (per-rank) state dicts.
+FSDP_SHARD_NAME = re.compile(r'^rank\d+\.pth$')
 
 
 def checkpoint_problem(path: str) -> Optional[str]:
@@ -23,7 +25,7 @@ def checkpoint_problem(path: str) -> Optional[str]:
     if osp.isdir(path):
         # DeepSpeed: *model_states.pt (+ optimizer shards); FSDP local: rank{N}.pth.
         archives = [name for name in os.listdir(path) if name.endswith(('.pt', '.pth'))]
-        if not any(name.endswith('model_states.pt') or re.match(r'rank\d+\.pth$', name)
+        if not any(name.endswith('model_states.pt') or FSDP_SHARD_NAME.match(name)
                    for name in archives):
             return 'the folder holds neither DeepSpeed *model_states.pt nor FSDP rank*.pth'
         for name in sorted(archives):
