@@ -79,6 +79,11 @@ class Files:
             "test_evaluator = [dict(type='IoUMetric', iou_metrics=['mIoU']),\n"
             "                  dict(type='IoUMetric', iou_metrics=['mDice'])]\n")
         self.existing = root / 'existing.safetensors'
+        self.few_images = root / 'few' / 'ADEChallengeData2016'
+        (self.few_images / 'images' / 'training').mkdir(parents=True)
+        self.other_lists = root / 'other_lists'
+        self.other_lists.mkdir()
+        (self.other_lists / 'train_1-16.txt').write_text('ADE_train_99999999\n')
         self.foreign_root = root / 'foreign'
         (self.foreign_root / 'ADEChallengeData2016').mkdir(parents=True)
         (self.foreign_root / 'ADEChallengeData2016' / 'mine.txt').write_text('keep\n')
@@ -198,6 +203,18 @@ CASES = [
          r'ADEChallengeData2016 exists but has no readable .* marker.*Nothing was written'),
     Case('crop out of range', 'check_ade20k',
          lambda f: [f.data, '--crop', '0'], r'check_ade20k: crop=0 must be >= 1'),
+    Case('data root does not exist', 'check_ade20k', lambda f: [str(f.root / 'no_ade')],
+         r'no_ade does not exist; pass the ADEChallengeData2016 folder or its parent'),
+    Case('fewer than 16 training images', 'make_few_shot_splits',
+         lambda f: ['--data-root', str(f.few_images), '--out-dir', f.work('few')],
+         r'images/training has no \.jpg training images; the 1/16 list needs at least 16',
+         check=lambda f: not os.path.exists(f.work('few')) or pytest.fail('written')),
+    Case('existing lists with other names', 'make_few_shot_splits',
+         lambda f: ['--data-root', f.data, '--out-dir', str(f.other_lists)],
+         r'other_lists/train_1-\d+\.txt exists with other names; pass --out-dir to write '
+         r'elsewhere or --overwrite',
+         check=lambda f: [(p.name, p.read_text()) for p in f.other_lists.iterdir()]
+         == [('train_1-16.txt', 'ADE_train_99999999\n')] or pytest.fail('written')),
     Case('--data-root without training images', 'make_few_shot_splits',
          lambda f: ['--data-root', f.a_file, '--out-dir', f.work('splits')],
          r'a_file\.txt/images/training does not exist; pass the ADEChallengeData2016'),
