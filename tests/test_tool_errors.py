@@ -78,6 +78,8 @@ class Files:
             f"_base_ = '{LINEAR}'\n"
             "test_evaluator = [dict(type='IoUMetric', iou_metrics=['mIoU']),\n"
             "                  dict(type='IoUMetric', iou_metrics=['mDice'])]\n")
+        self.misspelt = str(root / 'misspelt.py')
+        Path(self.misspelt).write_text(f"_base_ = '{LINEAR}'\ntrian_cfg = dict(max_iters=4)\n")
         self.existing = root / 'existing.safetensors'
         self.few_images = root / 'few' / 'ADEChallengeData2016'
         (self.few_images / 'images' / 'training').mkdir(parents=True)
@@ -130,6 +132,10 @@ CASES = [
          lambda f: [LINEAR, '--work-dir', f.work('k'), *f.data_options(), 'train_cfg.max_iterz=4'],
          r"IterBasedTrainLoop.*unexpected keyword argument 'max_iterz': the config gives this "
          r'class an argument it does not take; check the spelling'),
+    Case('misspelt top-level key', 'train', lambda f: [f.misspelt, '--work-dir', f.work('m')],
+         r"misspelt\.py: the top-level key 'trian_cfg' is no runner setting and would be "
+         r"ignored; did you mean 'train_cfg'\?",
+         check=lambda f: not os.path.exists(f.work('m')) or pytest.fail('work dir made')),
     Case('misspelt checkpoint hook argument', 'train',
          lambda f: [LINEAR, '--work-dir', f.work('h'), *f.data_options(),
                     'default_hooks.checkpoint.intervall=2'],
