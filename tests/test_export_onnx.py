@@ -252,6 +252,25 @@ def test_unwritable_output_and_misfit_checkpoint(tmp_path, checkpoints, capsys):
     assert 'gone.pth does not exist' in err
 
 
+def test_existing_output_is_kept_unless_overwrite(tmp_path, checkpoints, capsys):
+    out, data = tmp_path / 'model.onnx', tmp_path / 'model.onnx.data'
+    out.write_bytes(b'an earlier export')
+    data.write_bytes(b'its weights')
+    err = _refused(capsys, [LINEAR, checkpoints['linear'], out, '--shape', '56', '56'], tmp_path)
+    assert f'error: {out} exists; pass --overwrite to replace it' in err
+    out.unlink()  # weights left by an earlier export would be removed too
+    err = _refused(capsys, [LINEAR, checkpoints['linear'], out, '--shape', '56', '56'], tmp_path)
+    assert f'error: {data} exists; pass --overwrite to replace it' in err
+    assert data.read_bytes() == b'its weights'
+    err = _refused(capsys, [LINEAR, checkpoints['linear'], tmp_path / 'model.txt'], tmp_path)
+    assert 'model.txt must end with .onnx' in err
+    out.write_bytes(b'an earlier export')
+    assert _run_export([LINEAR, checkpoints['linear'], out, '--shape', '56', '56',
+                        '--overwrite']) == 0, capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ['model.onnx']  # the stale weights went with it
+    assert onnx.load(str(out)).graph.input[0].name == 'inputs'
+
+
 def test_failed_check_writes_nothing(tmp_path, checkpoints, capsys, monkeypatch):
     from mmseg_internvit.export import exporter
     monkeypatch.setattr(exporter, 'compare_outputs', lambda *args: (0.5, 1.0, 0))

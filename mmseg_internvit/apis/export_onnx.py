@@ -3,10 +3,12 @@ see docs/export.md.
 
     python tools/export_onnx.py CONFIG CHECKPOINT OUT.onnx [--shape H W] [--dynamic]
         [--dtype fp32|fp16] [--output logits|labels] [--backbone-only] [--opset N]
+        [--overwrite]
 
 exit status: 0 exported and checked, 1 the export failed or does not match
 PyTorch (nothing written), 2 nothing done (bad config, checkpoint, output
-path, options, or a model part that cannot be exported).
+path, an existing output without --overwrite, options, or a model part that
+cannot be exported).
 """
 import argparse
 import sys
@@ -45,11 +47,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--atol', type=float,
                         help='check bound: max |onnx - torch| <= atol + rtol * max |torch| '
                              '(default 1e-4 for fp32, 1e-2 for fp16)')
-    parser.add_argument('--rtol', type=float, help='see --atol (default: as --atol)')
+    parser.add_argument('--rtol', type=float,
+                        help='see --atol (default 1e-4 for fp32, 1e-2 for fp16)')
     parser.add_argument('--time', type=int, default=0, metavar='N',
                         help='also time one image in PyTorch and onnxruntime (median of N)')
     parser.add_argument('--threads', type=int, metavar='T',
                         help='CPU threads of both while timing (default: their own defaults)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace an existing OUT (and OUT.data), once the new export '
+                             'has passed its check')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries, e.g. model.decode_head.num_classes=19')
     add_debug_flag(parser)
@@ -67,7 +73,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             dtype=args.dtype, output=args.output, backbone_only=args.backbone_only,
             opset=args.opset, external_data=args.external_data, atol=args.atol, rtol=args.rtol,
             cfg_options=args.cfg_options, time_repeats=args.time, time_threads=args.threads,
-            log=lambda line: print(line, flush=True))
+            overwrite=args.overwrite, log=lambda line: print(line, flush=True))
     except ExportFailed as e:
         print(f'error: {e}', file=sys.stderr)
         return 1

@@ -70,17 +70,24 @@ class ExportReport:
     timings: Dict[str, float] = field(default_factory=dict)
 
 
-def export_folder(path: str) -> str:
+def export_folder(path: str, overwrite: bool = False) -> str:
     """The folder the export will be written to; raise :class:`ExportError` unless
-    a file can be created there."""
+    a file can be created there and, without ``overwrite``, ``path`` and its
+    external-data file ``path.data`` do not exist."""
     folder = osp.dirname(osp.abspath(path))
     if osp.isdir(path):
         raise ExportError(f'output {path} is a folder; give a file path such as {path}/model.onnx')
+    if not str(path).endswith('.onnx'):
+        raise ExportError(f'output {path} must end with .onnx')
     try:
         check_writable(folder)
     except OSError as e:
         raise ExportError(f'cannot write {path}: {e.strerror or e} ({folder}); '
                           'give an output path in an existing, writable folder') from None
+    if not overwrite:
+        for existing in (path, f'{path}.data'):  # an export replaces (or removes) both
+            if osp.lexists(existing):
+                raise ExportError(f'{existing} exists; pass --overwrite to replace it')
     return folder
 
 
@@ -236,6 +243,7 @@ def export_segmentor(config: str, checkpoint: str, out: str,
                      external_data: Optional[bool] = None, atol: Optional[float] = None,
                      rtol: Optional[float] = None, cfg_options: Optional[dict] = None,
                      time_repeats: int = 0, time_threads: Optional[int] = None,
+                     overwrite: bool = False,
                      log: Callable[[str], None] = print) -> ExportReport:
     """Export ``config`` + ``checkpoint`` to ``out`` and check it with onnxruntime.
 
@@ -262,11 +270,14 @@ def export_segmentor(config: str, checkpoint: str, out: str,
             after a warm-up of each).
         time_threads: CPU threads of both while timing (default: each
             library's own default).
+        overwrite: Replace an existing ``out`` (and ``<out>.data``); without
+            it an existing one is refused before anything is done.
         log: Receives progress lines.
 
     Raises:
-        ExportError: bad options, an unsupported model part or an unwritable
-            output (nothing was exported).
+        ExportError: bad options, an unsupported model part, an unwritable
+            output or, without ``overwrite``, an existing one (nothing was
+            exported).
         CheckpointMismatchError, FileNotFoundError: the checkpoint does not
             fit the config, or a file is missing.
         ExportFailed: the exporter failed or the graph does not match
@@ -275,7 +286,7 @@ def export_segmentor(config: str, checkpoint: str, out: str,
     _check_options(shape, dtype, opset, output, backbone_only,
                    {'--atol': (atol, 0), '--rtol': (rtol, 0), '--time': (time_repeats, 0),
                     '--threads': (time_threads, 1)})
-    folder = export_folder(out)
+    folder = export_folder(out, overwrite)
     cfg = export_config(config, checkpoint, dtype, cfg_options)
     export_shape = _export_shape(cfg, shape)
     build_pipeline(cfg)  # fails now, not in the runner, if the config has no usable one
