@@ -345,3 +345,45 @@ def test_convert_tool_reads_its_source_once(tmp_path, reference, monkeypatch, ar
     assert convert_checkpoint.main(argv) == 0
     assert opened == [str(src)]
     torch.testing.assert_close(_fresh(dst).eval()(X)[0], expected, atol=0, rtol=0)
+
+
+def _tool(capsys, tool, argv):
+    """``tools/<tool>.py`` in this process: (exit status, stdout, stderr)."""
+    from mmseg_internvit.apis.errors import run_tool
+    code = run_tool(tool, [str(a) for a in argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_deepspeed_folder_points_to_consolidation(tmp_path, capsys):
+    folder = tmp_path / 'iter_2.pth'
+    folder.mkdir()
+    (folder / 'mp_rank_00_model_states.pt').write_bytes(b'')
+    message = (f'{folder} is a DeepSpeed checkpoint folder (ZeRO partitions), not one file: '
+               f'write it as one with tools/consolidate_checkpoint.py {folder} '
+               'model.safetensors, then use that file.')
+    with pytest.raises(CheckpointReadError) as err:
+        load_backbone_weights(build_tiny(), str(folder))
+    assert str(err.value) == message
+    code, _, err = _tool(capsys, 'convert_checkpoint', [folder, tmp_path / 'out.safetensors'])
+    assert code == 2 and err == f'error: {message}\n'
+
+
+def test_a_file_that_is_no_torch_checkpoint_is_named_as_such(tmp_path, reference):
+    text = tmp_path / 'weights.pth'
+    text.write_text('hello\n')
+    with pytest.raises(CheckpointReadError) as err:
+        load_backbone_weights(build_tiny(), str(text))
+    assert str(err.value).startswith(
+        f"{text} (6 bytes) is not a torch checkpoint: it starts with b'hello\\n', not the zip "
+        'archive or pickle that torch.save writes.')
+    # A torch file cut short is still named as truncated, with torch's reason.
+    whole = tmp_path / 'whole.pth'
+    torch.save(reference[0].state_dict(), whole)
+    cut = tmp_path / 'cut.pth'
+    cut.write_bytes(whole.read_bytes()[:4000])
+    with pytest.raises(CheckpointReadError) as err:
+        load_backbone_weights(build_tiny(), str(cut))
+    assert str(err.value).startswith(f'Cannot read {cut} (4000 bytes) as a torch checkpoint: '
+                                     'PytorchStreamReader failed')
+    assert 'The file is truncated' in str(err.value)

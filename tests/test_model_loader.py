@@ -117,3 +117,30 @@ def test_mmengine_loader_names_a_broken_safetensors_file(tmp_path):
     with pytest.raises(CheckpointReadError,
                        match=r"bad_meta\.safetensors: metadata 'dataset_meta'"):
         CheckpointLoader.load_checkpoint(str(bad_meta), map_location='cpu')
+
+
+@pytest.mark.parametrize('kind', ['converted', 'upstream'])
+def test_a_backbone_file_given_as_the_whole_model_says_so(tmp_path, linear_model, kind):
+    """tools/test.py / tools/infer.py given a backbone file: not 'Is this an InternViT
+    checkpoint?' but what the file is and where it goes."""
+    from mmseg_internvit.checkpoint import (CheckpointMismatchError, check_checkpoint_fits,
+                                            convert_to_safetensors)
+    state = linear_model.state_dict()
+    src = tmp_path / 'iter_5.pth'
+    torch.save({'state_dict': dict(state)}, src)
+    if kind == 'converted':  # tools/convert_checkpoint.py's backbone file
+        path, fmt = tmp_path / 'backbone.safetensors', 'mmseg_internvit-backbone'
+        convert_to_safetensors(str(src), str(path))
+    else:  # an upstream InternViT .pth: bare timm names
+        path, fmt = tmp_path / 'intern_vit.pth', 'timm'
+        torch.save({k[len('backbone.'):]: v for k, v in state.items()
+                    if k.startswith('backbone.')}, path)
+    with pytest.raises(CheckpointMismatchError) as err:
+        check_checkpoint_fits(_empty_model(), str(path))
+    msg = str(err.value)
+    assert f"Checkpoint {path} (format '{fmt}') does not fit the model." in msg
+    assert ('This file holds an InternViT backbone only (4 blocks of width 64, position grid '
+            '8x8 (112px pretraining at patch 14)), not a whole segmentor: start training from '
+            "it as the backbone's init_cfg (model.backbone.init_cfg=dict(type='Pretrained', "
+            f"checkpoint='{path}')), or pass a checkpoint of the whole model.") in msg
+    assert 'Is this an InternViT checkpoint' not in msg

@@ -199,6 +199,13 @@ def arch_hint(model: nn.Module, stored: Optional[str]) -> str:
             'matching checkpoint.')
 
 
+def format_label(source: TensorSource, fmt: str) -> str:
+    """How messages name the format of ``source`` (``fmt`` as detected from its keys):
+    a safetensors file this project wrote by its own tag, as its keys alone would
+    pass for another format's (a backbone file's for ``'timm'``)."""
+    return source.tag or fmt
+
+
 def load_checked(model: nn.Module, source: TensorSource, origin: Mapping[str, KeySpec],
                  header: str, hints: Callable[[MatchReport], List[str]],
                  incomplete: Optional[Dict[str, List[str]]] = None,
@@ -237,8 +244,8 @@ def load_backbone_weights(model: nn.Module, path: Union[str, TensorSource], pref
     source = as_source(path)
     key_map = backbone_key_map(source.keys(), prefix=prefix)
     ours = renamed_source(source, key_map.mapping)
-    header = (f'Checkpoint {source.description} (format {key_map.format!r}) does not match '
-              'the model.')
+    header = (f'Checkpoint {source.description} (format {format_label(source, key_map.format)!r})'
+              ' does not match the model.')
     load_checked(model, ours, key_map.mapping, header,
                  lambda _: [arch_hint(model, describe_backbone(ours))], key_map.incomplete,
                  copy=copy)

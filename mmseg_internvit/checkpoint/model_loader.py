@@ -7,13 +7,14 @@ InternViT-6B (mmseg 0.30 layout, renamed on read, see ``segmentor_keys.py``).
 """
 import os
 import os.path as osp
-from typing import List
+from typing import List, Optional
 
 import torch.nn as nn
 
-from .loader import (MatchReport, arch_hint, describe_backbone, load_checked,
+from .key_maps import backbone_key_map
+from .loader import (MatchReport, arch_hint, describe_backbone, format_label, load_checked,
                      stored_name)
-from .readers import (TensorSource, open_checkpoint, renamed_source,
+from .readers import (BACKBONE_TAG, MODEL_TAG, TensorSource, open_checkpoint, renamed_source,
                       source_from_state_dict, unwrap_state_dict)
 from .segmentor_keys import dataset_meta_from, head_kind, segmentor_key_map
 
@@ -74,7 +75,8 @@ def _load(model: nn.Module, path: str, copy: bool) -> dict:
     source = open_model_checkpoint(path)
     fmt, mapping = segmentor_key_map(source.keys())
     ours = renamed_source(source, mapping)
-    header = f'Checkpoint {source.description} (format {fmt!r}) does not fit the model.'
+    label = _backbone_file_format(source) or format_label(source, fmt)
+    header = f'Checkpoint {source.description} (format {label!r}) does not fit the model.'
     load_checked(model, ours, mapping, header,
                  lambda report: _hints(model, ours, mapping, report), copy=copy)
     meta = dict(source.meta)
@@ -97,12 +99,41 @@ def _hints(model: nn.Module, source: TensorSource, mapping: dict,
         elif name == 'auxiliary_head.convs.0.conv.weight':
             hints.append(f'The checkpoint\'s auxiliary head has {stored[0]} channels, the '
                          f'config\'s {own[0]}: set model.auxiliary_head.channels={stored[0]}.')
+    backbone_only = _backbone_only_hint(source)
+    if backbone_only is not None:
+        return hints + [backbone_only]
     hints += _head_hints(model, source)
     if any(k.startswith('backbone.') for k in _problem_keys(report, mapping)):
         backbone = getattr(model, 'backbone', None)
         if backbone is not None:
             hints.append(arch_hint(backbone, describe_backbone(source, 'backbone.')))
     return hints
+
+
+def _backbone_file_format(source: TensorSource) -> Optional[str]:
+    """The format of a backbone-only file (a converted one, an upstream InternViT
+    ``.pth``), or None for any other checkpoint."""
+    if source.tag == MODEL_TAG or any(k.startswith('backbone.') for k in source.keys()):
+        return None
+    try:
+        key_map = backbone_key_map(source.keys())
+    except ValueError:  # several vision towers: no backbone file of ours to name
+        return None
+    if source.tag != BACKBONE_TAG and 'cls_token' not in key_map.mapping:
+        return None
+    return format_label(source, key_map.format)
+
+
+def _backbone_only_hint(source: TensorSource) -> Optional[str]:
+    """What to do with a backbone-only file given where a whole segmentor is
+    expected, or None for other files."""
+    if _backbone_file_format(source) is None:
+        return None
+    held = describe_backbone(renamed_source(source, backbone_key_map(source.keys()).mapping))
+    return (f'This file holds an InternViT backbone only{f" ({held})" if held else ""}, not a '
+            'whole segmentor: start training from it as the backbone\'s init_cfg '
+            f"(model.backbone.init_cfg=dict(type='Pretrained', checkpoint='{source.description}'"
+            ')), or pass a checkpoint of the whole model.')
 
 
 def _head_hints(model: nn.Module, source: TensorSource) -> List[str]:

@@ -23,7 +23,12 @@ HF_FILE_NAMES = ('model.safetensors.index.json', 'model.safetensors',
 WRAPPER_KEYS = ('state_dict', 'module', 'model')
 # safetensors metadata entry holding the JSON dataset_meta of a whole model.
 DATASET_META_KEY = 'dataset_meta'
+# safetensors metadata 'format' of the files this project writes (writer.py).
+BACKBONE_TAG = 'mmseg_internvit-backbone'
+MODEL_TAG = 'mmseg_internvit-model'
 _SHOWN = 8  # keys listed in a read error
+# How torch.save's files begin: a zip archive (torch >= 1.6) or a pickle (legacy).
+_TORCH_FILE_STARTS = (b'PK\x03\x04', b'\x80')
 
 # Our name -> one checkpoint key, or several concatenated along dim 0
 # (transformers' separate q/k/v projections -> our fused qkv).
@@ -44,15 +49,18 @@ class TensorSource:
             the data (where the format allows); defaults to reading it.
         meta: The checkpoint's ``meta`` (mmengine / mmseg 0.x) or the
             ``dataset_meta`` stored in safetensors metadata, else empty.
+        tag: :data:`BACKBONE_TAG` or :data:`MODEL_TAG` for a safetensors file
+            this project wrote, else None.
     """
 
     def __init__(self, description: str, getters: Dict[str, Callable[[], torch.Tensor]],
                  shape_getters: Optional[Dict[str, Callable[[], Tuple[int, ...]]]] = None,
-                 meta: Optional[dict] = None) -> None:
+                 meta: Optional[dict] = None, tag: Optional[str] = None) -> None:
         self.description = description
         self._getters = getters
         self._shape_getters = shape_getters or {}
         self.meta = dict(meta or {})
+        self.tag = tag
 
     def shape(self, key: str) -> Tuple[int, ...]:
         getter = self._shape_getters.get(key)
@@ -89,7 +97,7 @@ def renamed_source(source: TensorSource, mapping: Mapping[str, KeySpec]) -> Tens
         else:
             getters[name] = (lambda ks=spec: torch.cat([source[k] for k in ks], dim=0))
             shape_getters[name] = (lambda ks=spec: _concat_shape([source.shape(k) for k in ks]))
-    return TensorSource(source.description, getters, shape_getters, source.meta)
+    return TensorSource(source.description, getters, shape_getters, source.meta, source.tag)
 
 
 def _concat_shape(shapes: Sequence[Tuple[int, ...]]) -> Tuple[int, ...]:
@@ -103,6 +111,12 @@ def open_checkpoint(path: str) -> TensorSource:
             candidate = os.path.join(path, name)
             if os.path.isfile(candidate):
                 return open_checkpoint(candidate)
+        from .consolidate import is_deepspeed_checkpoint  # consolidate imports this module
+        if is_deepspeed_checkpoint(path):
+            raise CheckpointReadError(
+                f'{path} is a DeepSpeed checkpoint folder (ZeRO partitions), not one file: '
+                f'write it as one with tools/consolidate_checkpoint.py {path} '
+                'model.safetensors, then use that file.')
         raise CheckpointReadError(
             f'No checkpoint file in folder {path}: expected one of {HF_FILE_NAMES} '
             '(a Hugging Face InternViT download), or pass the checkpoint file itself.')
@@ -143,6 +157,12 @@ def read_config_json(checkpoint: str) -> Optional[dict]:
 def read_safetensors_header(path: str) -> Tuple[Dict[str, Tuple[int, ...]], dict]:
     """The tensor shapes and the meta (``dataset_meta``, if stored) of a
     safetensors file, without reading any tensor."""
+    shapes, meta, _ = _read_header(path)
+    return shapes, meta
+
+
+def _read_header(path: str) -> Tuple[Dict[str, Tuple[int, ...]], dict, Optional[str]]:
+    """Shapes, meta and this project's format tag (or None) of a safetensors file."""
     try:
         with safe_open(path, framework='pt') as f:
             shapes = {key: f.get_slice(key).get_shape() for key in f.keys()}
@@ -156,11 +176,12 @@ def read_safetensors_header(path: str) -> Tuple[Dict[str, Tuple[int, ...]], dict
         except ValueError as exc:
             raise CheckpointReadError(f'{path}: metadata {DATASET_META_KEY!r} is not JSON: '
                                       f'{exc}') from exc
-    return shapes, meta
+    tag = metadata.get('format')  # other writers store e.g. 'pt' there
+    return shapes, meta, tag if tag in (BACKBONE_TAG, MODEL_TAG) else None
 
 
 def _open_safetensors(path: str) -> TensorSource:
-    shapes, meta = read_safetensors_header(path)
+    shapes, meta, tag = _read_header(path)
 
     def getter(key: str) -> Callable[[], torch.Tensor]:
         def get() -> torch.Tensor:
@@ -169,7 +190,8 @@ def _open_safetensors(path: str) -> TensorSource:
         return get
 
     return TensorSource(path, {key: getter(key) for key in shapes},
-                        {key: (lambda s=shape: s) for key, shape in shapes.items()}, meta=meta)
+                        {key: (lambda s=shape: s) for key, shape in shapes.items()}, meta=meta,
+                        tag=tag)
 
 
 def _safe_load(path: str, mmap: bool) -> object:
@@ -205,10 +227,20 @@ def _torch_load_error(path: str, exc: Exception) -> CheckpointReadError:
             'are never unpickled unsafely; if you trust the file, re-save its state dict '
             '(or convert it to safetensors) in a trusted environment.')
     size = os.path.getsize(path)
+    with open(path, 'rb') as f:
+        head = f.read(8)
+    if not head.startswith(_TORCH_FILE_STARTS):
+        # The unpickler's own message for such a file says nothing useful ("101.").
+        what = 'it is empty' if not head else f'it starts with {head!r}'
+        return CheckpointReadError(
+            f'{path} ({size} bytes) is not a torch checkpoint: {what}, not the zip archive '
+            'or pickle that torch.save writes. Pass the checkpoint file itself (.pth, .pt, '
+            '.bin or .safetensors); if this should be one, download or copy it again.')
+    detail = str(exc).strip().rstrip('.') or type(exc).__name__
     return CheckpointReadError(
-        f'Cannot read {path} ({size} bytes) as a torch checkpoint: {exc}. The file is '
-        'truncated (an interrupted download or copy?) or not a torch file: compare its '
-        'size with the published one and download it again.')
+        f'Cannot read {path} ({size} bytes) as a torch checkpoint: {detail}. The file is '
+        'truncated (an interrupted download or copy?) or damaged: compare its size with '
+        'the published one and download it again.')
 
 
 def unwrap_state_dict(obj: object, path: str) -> Mapping[str, torch.Tensor]:
