@@ -355,6 +355,76 @@ def _tool(capsys, tool, argv):
     return code, out.out, out.err
 
 
+def _released_linear_probe(backbone, path):
+    """A segmentor in the released (mmseg 0.30) layout around ``backbone``: its
+    linear probe's BatchNorm is decode_head.norm."""
+    state = {f'backbone.{k}': v for k, v in backbone.state_dict().items()}
+    state.update({'decode_head.norm.weight': torch.ones(64),
+                  'decode_head.norm.bias': torch.zeros(64),
+                  'decode_head.norm.running_mean': torch.zeros(64),
+                  'decode_head.norm.running_var': torch.ones(64),
+                  'decode_head.conv_seg.weight': torch.randn(3, 64, 1, 1),
+                  'decode_head.conv_seg.bias': torch.zeros(3)})
+    torch.save({'meta': {'CLASSES': ('a', 'b', 'c'), 'PALETTE': [[0, 0, 0]] * 3},
+                'state_dict': state}, path)
+    return path
+
+
+def test_convert_tool_checks_arch_of_a_released_segmentor(tmp_path, reference, capsys):
+    """--arch is checked for a segmentor written whole too: an unknown preset, and
+    its backbone against the arch, whatever DST's suffix."""
+    src = _released_linear_probe(reference[0], tmp_path / 'released.pth')
+    for name in ('out.pth', 'out.safetensors'):
+        dst = tmp_path / name
+        code, _, err = _tool(capsys, 'convert_checkpoint', [src, dst, '--arch', '7b'])
+        assert code == 2 and "error: Unknown InternViT arch '7b'" in err
+        code, _, err = _tool(capsys, 'convert_checkpoint', [src, dst, '--arch', '300m'])
+        assert code == 2 and 'does not match the model' in err
+        assert 'built with 24 blocks of width 1024' in err and 'checkpoint has 4 blocks' in err
+        assert not dst.exists()
+    dst = tmp_path / 'out.pth'
+    code, out, err = _tool(capsys, 'convert_checkpoint',
+                           [src, dst, '--arch', 'auto', '--num-heads', '4'])
+    assert code == 0, err
+    assert f'wrote {dst} (' in out and 'source format: upstream-segmentor' in out
+
+
+def test_convert_tool_takes_the_head_count_it_asks_for(tmp_path, reference, capsys):
+    """A width no published model has: the message names the option that gives it."""
+    model, expected = reference
+    src, dst = tmp_path / 'tiny.pth', tmp_path / 'out.safetensors'
+    torch.save(model.state_dict(), src)
+    code, _, err = _tool(capsys, 'convert_checkpoint', [src, dst, '--arch', 'auto'])
+    assert code == 2 and 'holds an InternViT of width 64, which no published model has' in err
+    assert 'give it with --num-heads N' in err and 'arch=dict' not in err
+    code, _, err = _tool(capsys, 'convert_checkpoint', [src, dst, '--num-heads', '4'])
+    assert code == 2 and 'error: --num-heads 4 goes with --arch auto only' in err
+    assert not dst.exists()
+    code, _, err = _tool(capsys, 'convert_checkpoint',
+                         [src, dst, '--arch', 'auto', '--num-heads', '4'])
+    assert code == 0, err
+    torch.testing.assert_close(_fresh(dst).eval()(X)[0], expected, atol=0, rtol=0)
+
+
+def test_convert_tool_says_a_whole_model_loses_its_heads(tmp_path, reference, capsys):
+    model, expected = reference
+    state = {f'backbone.{k}': v for k, v in model.state_dict().items()}
+    state.update({'decode_head.conv_seg.weight': torch.randn(3, 64, 1, 1),
+                  'decode_head.conv_seg.bias': torch.zeros(3)})
+    src, dst = tmp_path / 'iter_5.pth', tmp_path / 'out.safetensors'
+    torch.save({'meta': {}, 'state_dict': state}, src)
+    code, out, err = _tool(capsys, 'convert_checkpoint', [src, dst])
+    assert code == 0, err
+    assert (f'note: {src} is a whole model; only its backbone is written, without '
+            'decode_head.* (2 tensors) (tools/consolidate_checkpoint.py writes the whole '
+            'model)') in out
+    torch.testing.assert_close(_fresh(dst).eval()(X)[0], expected, atol=0, rtol=0)
+    # A backbone alone loses nothing: no note.
+    torch.save(model.state_dict(), src)
+    code, out, err = _tool(capsys, 'convert_checkpoint', [src, dst, '--overwrite'])
+    assert code == 0 and 'note:' not in out, err
+
+
 def test_deepspeed_folder_points_to_consolidation(tmp_path, capsys):
     folder = tmp_path / 'iter_2.pth'
     folder.mkdir()
@@ -367,6 +437,31 @@ def test_deepspeed_folder_points_to_consolidation(tmp_path, capsys):
     assert str(err.value) == message
     code, _, err = _tool(capsys, 'convert_checkpoint', [folder, tmp_path / 'out.safetensors'])
     assert code == 2 and err == f'error: {message}\n'
+
+
+@pytest.mark.parametrize('tool', ['convert_checkpoint', 'consolidate_checkpoint'])
+def test_output_folder_is_checked_before_reading(tmp_path, reference, capsys, monkeypatch,
+                                                 tool):
+    """DST's folder: a file, or a folder nobody can write to (sysfs: not even root,
+    whom os.access lets through), is refused before SRC is opened."""
+    from mmseg_internvit.checkpoint import readers
+    src = tmp_path / 'tiny.pth'
+    torch.save(reference[0].state_dict(), src)
+    opened = []
+    monkeypatch.setattr(readers, '_open_torch', opened.append)
+    a_file = tmp_path / 'a_file'
+    a_file.write_text('not a folder\n')
+    dst = a_file / 'out.safetensors'
+    code, _, err = _tool(capsys, tool, [src, dst])
+    assert code == 2
+    assert err == (f'error: Output folder {a_file} of {dst} is a file, not a folder; give an '
+                   'output path in a folder.\n')
+    if os.path.isdir('/sys/kernel'):  # Linux sysfs
+        code, _, err = _tool(capsys, tool, [src, '/sys/out.safetensors'])
+        assert code == 2
+        assert err.startswith('error: cannot write DST /sys/out.safetensors: ')
+        assert err.endswith(' (/sys); give a DST in a writable folder\n')
+    assert opened == []
 
 
 def test_a_file_that_is_no_torch_checkpoint_is_named_as_such(tmp_path, reference):
@@ -387,3 +482,18 @@ def test_a_file_that_is_no_torch_checkpoint_is_named_as_such(tmp_path, reference
     assert str(err.value).startswith(f'Cannot read {cut} (4000 bytes) as a torch checkpoint: '
                                      'PytorchStreamReader failed')
     assert 'The file is truncated' in str(err.value)
+
+
+def test_own_backbone_file_is_named_by_its_format(tmp_path, reference):
+    """Its keys would pass for 'timm': the file's own format tag names it."""
+    model, _ = reference
+    src, path = tmp_path / 'src.pth', tmp_path / 'backbone.safetensors'
+    torch.save(model.state_dict(), src)
+    assert convert_to_safetensors(str(src), str(path)) == 'timm'
+    target = InternViT(arch=dict(TINY_6B_STYLE, num_layers=3))
+    with pytest.raises(CheckpointMismatchError,
+                       match=r"backbone\.safetensors \(format 'mmseg_internvit-backbone'\) does "
+                             'not match the model'):
+        load_backbone_weights(target, str(path))
+    again = tmp_path / 'again.safetensors'
+    assert convert_to_safetensors(str(path), str(again)) == 'mmseg_internvit-backbone'

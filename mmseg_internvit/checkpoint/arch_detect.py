@@ -37,6 +37,21 @@ _STRUCTURAL = ('embed_dims', 'num_layers', 'feedforward_channels', 'qk_normaliza
                'norm_type', 'qkv_bias')
 
 
+class UnknownHeadCountError(CheckpointReadError):
+    """The checkpoint's width is no published model's and no ``config.json`` gives
+    its head count (which no tensor holds).
+
+    Attributes:
+        path: The checkpoint.
+        width: Its width.
+    """
+
+    def __init__(self, message: str, path: str, width: int) -> None:
+        super().__init__(message)
+        self.path = path
+        self.width = width
+
+
 def vision_config(config: Optional[dict]) -> Optional[dict]:
     """The vision-tower part of a ``config.json`` (chat configs nest it), if any."""
     if not config:
@@ -101,9 +116,9 @@ def read_arch(path: Union[str, TensorSource], patch_size: int = 14,
             width with no published model and no ``config.json``); they win.
 
     Raises:
-        CheckpointReadError: the checkpoint holds no InternViT, its
-            ``config.json`` contradicts its tensors, or the head count is
-            unknown.
+        CheckpointReadError: the checkpoint holds no InternViT, or its
+            ``config.json`` contradicts its tensors.
+        UnknownHeadCountError: the head count is unknown.
     """
     source = as_source(path)
     path = path if isinstance(path, str) else source.description
@@ -122,10 +137,10 @@ def read_arch(path: Union[str, TensorSource], patch_size: int = 14,
     if 'num_heads' not in arch:
         width = arch['embed_dims']
         if width not in HEADS_BY_WIDTH:
-            raise CheckpointReadError(
+            raise UnknownHeadCountError(
                 f'{path} holds an InternViT of width {width}, which no published model has, '
                 'and no config.json states its head count: give it, e.g. '
-                "arch=dict(auto=True, num_heads=N), or a full arch dict.")
+                "arch=dict(auto=True, num_heads=N), or a full arch dict.", path, width)
         arch['num_heads'] = HEADS_BY_WIDTH[width]
     # Only the random init uses it; the published models use 0.1 (RMSNorm, 6B)
     # and 1.0 (LayerNorm, 300M).

@@ -8,12 +8,11 @@ from safetensors.torch import save_file
 
 from mmseg_internvit.atomic_io import atomic_path
 from .key_maps import MMENGINE_PREFIX, backbone_key_map
-from .loader import CheckpointMismatchError, MatchReport, mismatch_message
-from .readers import DATASET_META_KEY, TensorSource, as_source, renamed_source
+from .loader import CheckpointMismatchError, MatchReport, format_label, mismatch_message
+from .readers import (BACKBONE_TAG, DATASET_META_KEY, MODEL_TAG, TensorSource, as_source,
+                      renamed_source)
 from .segmentor_keys import dataset_meta_from, segmentor_key_map
 
-FORMAT_TAG = 'mmseg_internvit-backbone'
-MODEL_FORMAT_TAG = 'mmseg_internvit-model'
 MODEL_SUFFIXES = ('.safetensors', '.pth')
 
 
@@ -22,6 +21,9 @@ def check_output_path(dst: str, suffixes: Sequence[str] = ('.safetensors',)) -> 
     if not str(dst).endswith(tuple(suffixes)):
         raise ValueError(f'output {dst} must end with {" or ".join(suffixes)}')
     folder = os.path.dirname(os.path.abspath(dst))
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise NotADirectoryError(f'Output folder {folder} of {dst} is a file, not a folder; '
+                                 'give an output path in a folder.')
     if not os.path.isdir(folder):
         raise FileNotFoundError(f'Output folder {folder} does not exist; create it first.')
     return folder
@@ -41,7 +43,7 @@ def save_safetensors(state: Mapping[str, torch.Tensor], dst: str,
     tensors = {k: v.detach().contiguous() for k, v in state.items()}
     # Whole models keep mmengine's 'backbone.' names; a backbone's names are bare.
     whole = dataset_meta is not None or any(k.startswith(MMENGINE_PREFIX) for k in tensors)
-    metadata = {'format': MODEL_FORMAT_TAG if whole else FORMAT_TAG}
+    metadata = {'format': MODEL_TAG if whole else BACKBONE_TAG}
     if dataset_meta is not None:
         metadata[DATASET_META_KEY] = json.dumps(dataset_meta)
     with atomic_path(dst) as tmp:
@@ -73,29 +75,40 @@ def convert_to_safetensors(src: Union[str, TensorSource], dst: str,
     already opened) to a safetensors file.
 
     Returns:
-        The format detected in ``src``.
+        The format detected in ``src`` (one of :data:`~.key_maps.FORMATS`, or
+        the tag of a file this project wrote, see :func:`~.loader.format_label`).
     """
     check_output_path(dst)
     source = as_source(src)
     src = source.description
     key_map = backbone_key_map(source.keys())
+    label = format_label(source, key_map.format)
     if key_map.incomplete:
         report = MatchReport(incomplete=key_map.incomplete)
         raise CheckpointMismatchError(mismatch_message(
-            report, f'{src} (format {key_map.format!r}) cannot be converted.',
-            key_map.mapping, []))
+            report, f'{src} (format {label!r}) cannot be converted.', key_map.mapping, []))
     if 'cls_token' not in key_map.mapping:
-        raise ValueError(f'{src} (format {key_map.format!r}) has no InternViT cls_token: not an '
+        raise ValueError(f'{src} (format {label!r}) has no InternViT cls_token: not an '
                          'InternViT checkpoint, or its backbone is under a prefix other '
                          "than 'backbone.'.")
     ours = renamed_source(source, key_map.mapping)
     save_safetensors({k: _cast(ours[k], dtype) for k in ours.keys()}, dst)
-    return key_map.format
+    return label
 
 
 def is_released_segmentor(src: Union[str, TensorSource]) -> bool:
     """Whether ``src`` is a segmentor in the released upstream (mmseg 0.30) layout."""
     return segmentor_key_map(as_source(src).keys())[0] == 'upstream-segmentor'
+
+
+def released_segmentor_key_map(source: TensorSource) -> dict:
+    """Our name -> key of a released upstream segmentor; raise for any other checkpoint."""
+    fmt, mapping = segmentor_key_map(source.keys())
+    if fmt != 'upstream-segmentor':
+        raise ValueError(f'{source.description} is not a released upstream segmentor (no '
+                         'backbone.up1..4 FPN and no decode_head.norm linear probe); to '
+                         'convert its backbone, write a .safetensors output.')
+    return mapping
 
 
 def convert_segmentor(src: Union[str, TensorSource], dst: str, dtype: torch.dtype = None) -> int:
@@ -114,12 +127,7 @@ def convert_segmentor(src: Union[str, TensorSource], dst: str, dtype: torch.dtyp
     """
     check_output_path(dst, MODEL_SUFFIXES)
     source = as_source(src)
-    src = source.description
-    fmt, mapping = segmentor_key_map(source.keys())
-    if fmt != 'upstream-segmentor':
-        raise ValueError(f'{src} is not a released upstream segmentor (no backbone.up1..4 FPN '
-                         'and no decode_head.norm linear probe); to convert its backbone, '
-                         'write a .safetensors output.')
+    mapping = released_segmentor_key_map(source)
     state = {ours: _cast(source[key], dtype) for ours, key in mapping.items()}
     save_model_checkpoint(state, dst, dataset_meta_from(source.meta))
     return len(state)
