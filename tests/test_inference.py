@@ -341,3 +341,56 @@ def test_probabilities_of_a_one_channel_head_are_its_sigmoid_once():
         assert torch.allclose(probs, logits[i].sigmoid())
     multi = torch.randn(3, 5, 7)
     assert torch.allclose(class_probabilities(multi), multi.softmax(0))
+
+
+def test_one_pixel_images_get_overlays_and_no_repeated_warnings(
+        tmp_path, smoke_checkpoint, capsys):
+    """A 1x1 image's overlay band is one pixel (mmseg's visualizer read its mask as an
+    integer index); the visualizer is made once, without mmengine's warning per image."""
+    import warnings
+    folder = tmp_path / 'in'
+    folder.mkdir()
+    Image.fromarray(np.array([[[200, 30, 60]]], np.uint8)).save(folder / 'a_dot.png')
+    Image.fromarray(gradient_rgb()).save(folder / 'b_plain.png')
+    Image.fromarray(gradient_rgb(30, 40)).save(folder / 'c_plain.png')
+    out = tmp_path / 'out'
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        code = _main([SMOKE, smoke_checkpoint, folder, '--out-dir', out])
+    assert code == 0, capsys.readouterr()
+    assert not [w for w in caught if 'get_instance' in str(w.message)]
+    assert _outputs(out) == sorted(f'{name}_{kind}' for name in ('a_dot', 'b_plain', 'c_plain')
+                                   for kind in ('label.png', 'overlay.png'))
+    from mmseg.datasets import ADE20KDataset
+    [[label]] = np.asarray(Image.open(out / 'a_dot_label.png'))
+    colour = np.asarray(ADE20KDataset.METAINFO['palette'][label], np.float32)
+    expected = np.rint(0.5 * np.array([200, 30, 60], np.float32) + 0.5 * colour)
+    assert np.abs(np.asarray(Image.open(out / 'a_dot_overlay.png'))[0, 0] - expected).max() <= 1
+
+
+def test_overlay_of_a_one_pixel_last_band():
+    """An image one pixel wide whose last band of rows has one row (257 = 256 + 1)."""
+    from types import SimpleNamespace
+
+    from mmseg_internvit.inference.runner import OVERLAY_ROWS, draw_overlay
+    palette = [[255, 0, 0], [0, 0, 255]]
+    fake = SimpleNamespace(classes=('a', 'b'), palette=palette)
+    rgb = np.zeros((OVERLAY_ROWS + 1, 1, 3), np.uint8)
+    label = np.arange(OVERLAY_ROWS + 1).reshape(-1, 1) % 2
+    overlay = draw_overlay(fake, rgb, label, 1.0)
+    assert (overlay == np.asarray(palette, np.uint8)[label]).all()
+
+
+def test_an_image_whose_outputs_cannot_be_written_leaves_none(tmp_path, smoke_checkpoint,
+                                                              capsys):
+    for name in ('x', 'y'):
+        Image.fromarray(gradient_rgb()).save(tmp_path / f'{name}.png')
+    out = tmp_path / 'out'
+    (out / 'x_overlay.png').mkdir(parents=True)  # x's overlay cannot take its name
+    code = _main([SMOKE, smoke_checkpoint, tmp_path / 'x.png', tmp_path / 'y.png',
+                  '--out-dir', out, '--save-areas'])
+    stdout = capsys.readouterr().out
+    assert code == 1
+    assert f'failed: {tmp_path / "x.png"}: writing outputs failed' in stdout
+    assert _outputs(out) == ['y_areas.json', 'y_label.png', 'y_overlay.png']
+

@@ -1,4 +1,5 @@
 """Segment many files and write label maps, overlays, probabilities and areas."""
+import os
 import os.path as osp
 import sys
 import time
@@ -6,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import List, Optional, TextIO, Tuple
 
 import numpy as np
-import torch
 from mmengine.structures import PixelData
 from mmengine.utils import ProgressBar
 from mmseg.structures import SegDataSample
@@ -35,6 +35,22 @@ class Summary:
 OVERLAY_ROWS = 256  # rows drawn per call: the visualizer's float copies stay small
 
 
+def overlay_visualizer(segmenter: Segmenter, opacity: float) -> SegLocalVisualizer:
+    """The visualizer drawing ``segmenter``'s classes at ``opacity``, made once.
+
+    mmengine warns whenever an existing instance is asked for with arguments,
+    so the arguments are given only when the instance is created.
+    """
+    name = f'mmseg_internvit-infer-{id(segmenter)}-{opacity}'
+    if SegLocalVisualizer.check_instance_created(name):
+        visualizer = SegLocalVisualizer.get_instance(name)
+    else:
+        visualizer = SegLocalVisualizer.get_instance(name, alpha=opacity)
+    # Set every time: a later segmenter may get the id of a collected one.
+    visualizer.set_dataset_meta(classes=segmenter.classes, palette=segmenter.palette)
+    return visualizer
+
+
 def draw_overlay(segmenter: Segmenter, rgb: np.ndarray, label: np.ndarray,
                  opacity: float) -> np.ndarray:
     """The class colours over ``rgb`` at ``opacity``, drawn by mmseg's visualizer.
@@ -43,31 +59,69 @@ def draw_overlay(segmenter: Segmenter, rgb: np.ndarray, label: np.ndarray,
     the same), which keeps the visualizer's float64 copies of a 24-megapixel
     photo from costing gigabytes.
     """
-    visualizer = SegLocalVisualizer.get_instance(
-        f'mmseg_internvit-infer-{id(segmenter)}-{opacity}', alpha=opacity)
-    visualizer.set_dataset_meta(classes=segmenter.classes, palette=segmenter.palette)
+    visualizer = overlay_visualizer(segmenter, opacity)
     out = np.empty(rgb.shape, dtype=np.uint8)
     for start in range(0, rgb.shape[0], OVERLAY_ROWS):
         rows = slice(start, start + OVERLAY_ROWS)
-        band = SegDataSample(pred_sem_seg=PixelData(data=torch.from_numpy(label[None, rows])))
+        # A numpy label, not a tensor: the visualizer indexes with ``label == id``,
+        # and numpy reads a one-element tensor as an integer index (1-pixel bands).
+        band = SegDataSample(pred_sem_seg=PixelData(data=np.ascontiguousarray(label[None, rows])))
         visualizer.add_datasample('overlay', np.ascontiguousarray(rgb[rows]), band,
                                   draw_gt=False, with_labels=False)
         out[rows] = visualizer.get_image()
     return out
 
 
+# Failures that are about one image's outputs (a file that cannot be written,
+# an image too large to draw): that image fails, the others go on. Anything
+# else is a bug and keeps its traceback.
+WRITE_ERRORS = (OSError, ValueError, MemoryError)
+
+
 def write_outputs(segmenter: Segmenter, result, rgb: np.ndarray, out_base: str,
                   opacity: float, save_logits: bool, save_areas: bool) -> None:
     """Write ``<out_base>_label.png`` and ``_overlay.png``, optionally ``_logits.npz``
-    and ``_areas.json``."""
+    and ``_areas.json``: all of them or, if one fails, none.
+
+    Everything is computed before the first file is written, and the files
+    already written are removed again if a later one cannot be.
+
+    Args:
+        segmenter: Gives the class names and colours.
+        result: The image's ``SegDataSample`` (``seg_probs`` with ``save_logits``).
+        rgb: The image, ``(H, W, 3)`` uint8 RGB.
+        out_base: Output path without the ``_label.png`` etc. suffixes.
+        opacity: Colour weight in the overlay, 0..1.
+        save_logits, save_areas: Also write the probabilities / class areas.
+    """
     label = result.pred_sem_seg.data[0].cpu().numpy()
-    write_label_png(out_base + '_label.png', label, segmenter.palette)
-    write_rgb_png(out_base + '_overlay.png', draw_overlay(segmenter, rgb, label, opacity))
+    writes = [(out_base + '_label.png', lambda path: write_label_png(path, label,
+                                                                     segmenter.palette))]
+    overlay = draw_overlay(segmenter, rgb, label, opacity)
+    writes.append((out_base + '_overlay.png', lambda path: write_rgb_png(path, overlay)))
     if save_logits:
         probs = result.seg_probs.data.float().cpu().numpy().astype(np.float16)
-        write_npz(out_base + '_logits.npz', probs=probs, classes=np.array(segmenter.classes))
+        writes.append((out_base + '_logits.npz', lambda path: write_npz(
+            path, probs=probs, classes=np.array(segmenter.classes))))
     if save_areas:
-        write_json(out_base + '_areas.json', class_areas(label, segmenter.classes))
+        areas = class_areas(label, segmenter.classes)
+        writes.append((out_base + '_areas.json', lambda path: write_json(path, areas)))
+    written = []
+    try:
+        for path, write in writes:
+            write(path)
+            written.append(path)
+    except BaseException:
+        for path in written:
+            _remove_quietly(path)
+        raise
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass  # the original error is the one to report
 
 
 def run_inference(segmenter: Segmenter, images: List[InputImage], out_dir: str,
@@ -104,8 +158,8 @@ def run_inference(segmenter: Segmenter, images: List[InputImage], out_dir: str,
             try:
                 write_outputs(segmenter, result, bgr[..., ::-1], osp.join(out_dir, image.name),
                               opacity, save_logits, save_areas)
-            except (OSError, ValueError) as e:
-                fail(image, f'writing outputs failed: {e}')
+            except WRITE_ERRORS as e:
+                fail(image, f'writing outputs failed: {str(e) or type(e).__name__}')
                 continue
             summary.done += 1
             progress.update()
