@@ -394,3 +394,48 @@ def test_an_image_whose_outputs_cannot_be_written_leaves_none(tmp_path, smoke_ch
     assert f'failed: {tmp_path / "x.png"}: writing outputs failed' in stdout
     assert _outputs(out) == ['y_areas.json', 'y_label.png', 'y_overlay.png']
 
+
+def test_unknown_device_detector_config_and_mistyped_path_stop_early(
+        tmp_path, smoke_checkpoint, capsys):
+    image = tmp_path / 'x.png'
+    Image.fromarray(gradient_rgb()).save(image)
+    out = tmp_path / 'out'
+    assert _main([SMOKE, smoke_checkpoint, image, '--out-dir', out, '--device', 'tpu']) == 2
+    assert 'error: --device tpu: not a device to run on; use cpu, cuda or cuda:N' in \
+        capsys.readouterr().err
+    detector = os.path.join(
+        ROOT, 'configs', 'detection', 'smoke',
+        'mask-rcnn_internvit-tiny-simplefpn_1xb2-lsj-12e_coco-format-160x160.py')
+    assert _main([detector, smoke_checkpoint, image, '--out-dir', out]) == 2
+    assert "model type 'MaskRCNN' in " in capsys.readouterr().err
+    missing = tmp_path / 'nope.jpg'
+    assert _main([SMOKE, smoke_checkpoint, missing, '--out-dir', out]) == 2
+    assert f'error: no such image file: {missing}; check the path' in capsys.readouterr().err
+    assert not out.exists()
+    # Beside an image that exists, a missing path is one failed input (documented).
+    assert _main([SMOKE, smoke_checkpoint, missing, image, '--out-dir', out]) == 1
+    assert f'failed: {missing}: no such file' in capsys.readouterr().out
+
+
+def test_stride_from_the_config_larger_than_the_tile_suggests_stride():
+    from mmseg_internvit.inference import prepare_config
+    with pytest.raises(ValueError, match=r"the config's sliding-window stride \(70, 70\) is "
+                                         r'larger than tile \(56, 56\).*give --stride H W'):
+        prepare_config(SMOKE, tile=(56, 56))
+    with pytest.raises(ValueError, match=r'stride \(60, 60\) is larger than tile \(56, 56\)'):
+        prepare_config(SMOKE, tile=(56, 56), stride=(60, 60))
+
+
+def test_segmenter_refuses_arrays_that_are_not_uint8_bgr(smoke_checkpoint):
+    from mmseg_internvit.inference import Segmenter
+    seg = Segmenter(SMOKE, smoke_checkpoint, device='cpu')
+    image = gradient_rgb()[..., ::-1]
+    for index, bad, shown in (
+            (1, image.astype(np.uint16) * 257, r'uint16 array of shape \(60, 90, 3\)'),
+            (1, np.dstack([image, image[..., :1]]), r'uint8 array of shape \(60, 90, 4\)'),
+            (1, np.zeros((0, 0, 3), np.uint8), r'uint8 array of shape \(0, 0, 3\)'),
+            (1, image[..., 0], r'uint8 array of shape \(60, 90\)')):
+        with pytest.raises(ValueError, match=rf'images\[{index}\]: got a {shown}; Segmenter '
+                                             r'takes \(H, W, 3\) uint8 BGR arrays'):
+            seg([image.copy(), bad])
+

@@ -4,13 +4,12 @@ import os.path as osp
 import sys
 from typing import List, Optional
 
-import torch
 from mmengine.config import DictAction
 
 from mmseg_internvit.dtypes import DTYPE_CHOICES
-from mmseg_internvit.inference.inputs import expand_inputs
+from mmseg_internvit.inference.inputs import InputImage, expand_inputs
 from mmseg_internvit.inference.runner import run_inference
-from mmseg_internvit.inference.segmenter import Segmenter
+from mmseg_internvit.inference.segmenter import Segmenter, check_device
 from mmseg_internvit.inference.writers import check_out_dir, prepare_out_dir
 from .errors import add_debug_flag
 
@@ -87,6 +86,24 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return args
 
 
+def check_some_input_exists(images: List[InputImage]) -> None:
+    """Stop before anything runs when no input exists at all (a mistyped path).
+
+    A missing path among inputs that exist is reported with the failed images,
+    so one typo does not stop a run over other folders.
+
+    Args:
+        images: The expanded inputs.
+
+    Raises:
+        FileNotFoundError: none of ``images`` exists; names them.
+    """
+    missing = [image.path for image in images if not osp.exists(image.path)]
+    if len(missing) == len(images):
+        raise FileNotFoundError(f'no such image file: {", ".join(missing)}; check the path '
+                                '(or give a folder or glob pattern)')
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Segment the images; returns the exit status (user errors raise: tools/*.py run it through
     :func:`~mmseg_internvit.apis.errors.run_tool`)."""
@@ -100,12 +117,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.checkpoint is not None and '://' not in args.checkpoint and \
             not osp.exists(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint} does not exist')
-    if args.device and args.device.startswith('cuda') and not torch.cuda.is_available():
-        raise ValueError(f'--device {args.device}: CUDA is not available here; use cpu')
+    if args.device:
+        check_device(args.device, '--device')
     images = expand_inputs(args.inputs, on_nothing_found=lambda item: print(
         f'warning: {item} matched no image files', file=sys.stderr))
     if not images:
         raise ValueError(f'no images found in {" ".join(args.inputs)}')
+    check_some_input_exists(images)
     if args.onnx:
         from mmseg_internvit.export import OnnxSegmenter
         segmenter = OnnxSegmenter(args.onnx, device=args.device or 'cpu',

@@ -14,6 +14,7 @@ from mmengine.registry import DefaultScope
 from mmengine.structures import PixelData
 from mmseg.apis import init_model
 from mmseg.registry import DATASETS, MODELS
+from mmseg.models.segmentors import EncoderDecoder
 from mmseg.structures import SegDataSample
 
 from mmseg_internvit.checkpoint import load_model_weights
@@ -62,13 +63,13 @@ def prepare_config(config: Union[str, Config], tile: Optional[Sequence[int]] = N
             tile = test_cfg.get('crop_size')
             if tile is None:
                 raise ValueError('--stride needs --tile: the config has no test_cfg.crop_size')
+        stride_given = stride is not None
         if stride is None:
             stride = test_cfg.get('stride') if test_cfg.get('mode') == 'slide' else None
             stride = stride or [max(1, t * 2 // 3) for t in tile]
         tile, stride = _pair('tile', tile), _pair('stride', stride)
         if stride[0] > tile[0] or stride[1] > tile[1]:
-            raise ValueError(f'stride {stride} is larger than tile {tile}: pixels between '
-                             'windows would get no prediction; use a stride <= the tile')
+            raise ValueError(_stride_error(tile, stride, stride_given))
         test_cfg.update(mode='slide', crop_size=tile, stride=stride)
     if model.type == 'EncoderDecoder':
         model.type = 'BatchedSlideEncoderDecoder'
@@ -95,6 +96,15 @@ def prepare_config(config: Union[str, Config], tile: Optional[Sequence[int]] = N
     # The checkpoint holds every weight (an arch='auto' ViT reads its arch there).
     drop_pretrained(model.get('backbone'), checkpoint)
     return cfg
+
+
+def _stride_error(tile: Tuple[int, int], stride: Tuple[int, int], given: bool) -> str:
+    """Why a stride larger than the tile is refused, and what to pass instead."""
+    problem = 'pixels between windows would get no prediction'
+    if given:
+        return f'stride {stride} is larger than tile {tile}: {problem}; use a stride <= the tile'
+    return (f"the config's sliding-window stride {stride} is larger than tile {tile}: "
+            f'{problem}; give --stride H W (at most the tile) with --tile')
 
 
 def _pair(name: str, value: Sequence[int]) -> Tuple[int, int]:
@@ -159,6 +169,69 @@ def _without_annotations(steps: list) -> list:
     return kept
 
 
+def check_segmentor(cfg: Config, config_name: str) -> None:
+    """Refuse a config whose model is not an mmseg ``EncoderDecoder`` (a detector,
+    say) before it is built: building it with mmseg's arguments would fail obscurely.
+
+    Args:
+        cfg: The loaded config.
+        config_name: How to name the config in the error (its path).
+
+    Raises:
+        ValueError: ``cfg.model.type`` is not an ``EncoderDecoder`` (or subclass)
+            in mmseg's registry.
+    """
+    model_type = cfg.model.get('type')
+    model_class = MODELS.get(model_type) if isinstance(model_type, str) else None
+    if model_class is None or not issubclass(model_class, EncoderDecoder):
+        raise ValueError(f'model type {model_type!r} in {config_name} is not an mmseg '
+                         'segmentor: only EncoderDecoder segmentation configs can be run '
+                         'here (run detection configs with mmdet)')
+
+
+def check_device(device: str, name: str = 'device') -> None:
+    """Refuse a device this machine cannot run on, before any model is loaded.
+
+    Args:
+        device: ``'cpu'``, ``'cuda'``, ``'cuda:N'``.
+        name: How to name the argument in the error (``'--device'`` for the tool).
+
+    Raises:
+        ValueError: not a CPU or CUDA device, CUDA missing, or no GPU ``N``.
+    """
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        parsed = None
+    if parsed is None or parsed.type not in ('cpu', 'cuda'):
+        raise ValueError(f'{name} {device}: not a device to run on; use cpu, cuda or cuda:N')
+    if parsed.type == 'cuda':
+        if not torch.cuda.is_available():
+            raise ValueError(f'{name} {device}: CUDA is not available here; use cpu')
+        count = torch.cuda.device_count()
+        if parsed.index is not None and parsed.index >= count:
+            raise ValueError(f'{name} {device}: this machine has {count} CUDA device(s), '
+                             f'cuda:0 to cuda:{count - 1}')
+
+
+def check_bgr_array(array: np.ndarray, where: str) -> None:
+    """Refuse an array that is not an ``(H, W, 3)`` uint8 BGR image with pixels.
+
+    Args:
+        array: The image given to :class:`Segmenter`.
+        where: How to name it in the error (``'images[2]'``).
+
+    Raises:
+        ValueError: naming the array's shape and dtype.
+    """
+    if array.ndim == 3 and array.shape[2] == 3 and array.dtype == np.uint8 and array.size:
+        return
+    raise ValueError(f'{where}: got a {array.dtype} array of shape {tuple(array.shape)}; '
+                     'Segmenter takes (H, W, 3) uint8 BGR arrays with pixels: convert it '
+                     '(scale to 0..255, drop alpha, repeat a gray channel) or pass the '
+                     'image file path')
+
+
 def default_device() -> str:
     """``'cuda'`` where CUDA is available, else ``'cpu'``."""
     return 'cuda' if torch.cuda.is_available() else 'cpu'
@@ -194,6 +267,8 @@ class Segmenter:
     Raises:
         CheckpointMismatchError: the checkpoint does not fit the config.
         FileNotFoundError: config or checkpoint missing.
+        ValueError: the device cannot be used here, or the config's model is
+            not an mmseg segmentor (see :func:`check_device`, :func:`check_segmentor`).
     """
 
     def __init__(self, config: Union[str, Config], checkpoint: str, device: Optional[str] = None,
@@ -211,13 +286,15 @@ class Segmenter:
             raise FileNotFoundError(f'checkpoint {checkpoint} does not exist')
         # TTA averages the views' logits at the image size: only then are
         # full-size logits needed.
+        self.device = device or default_device()
+        check_device(self.device)
         self.cfg = prepare_config(str(config) if not isinstance(config, Config) else config,
                                   tile, stride, crop_batch, dtype, cfg_options, checkpoint,
                                   full_size_logits=tta, compile=compile)
+        check_segmentor(self.cfg, config if not isinstance(config, Config) else 'the config')
         self.batch_size = batch_size
         self.tta = tta
         self.keep_probs = keep_probs
-        self.device = device or default_device()
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')  # mmseg's deprecation chatter while building
             model = init_model(self.cfg, None, device='cpu')
@@ -248,7 +325,14 @@ class Segmenter:
             One ``SegDataSample`` per image with ``pred_sem_seg`` (``(1, H, W)``
             class ids at the image's size) and ``seg_logits`` (at the model's
             output resolution; at the image size with ``tta``).
+
+        Raises:
+            ValueError: an array is not ``(H, W, 3)`` uint8 with pixels.
+            ImageReadError: a file cannot be read as an image.
         """
+        for index, image in enumerate(images):
+            if isinstance(image, np.ndarray):
+                check_bgr_array(image, f'images[{index}]')
         arrays = [image if isinstance(image, np.ndarray) else read_image(os.fspath(image))
                   for image in images]
         results = []
