@@ -439,3 +439,18 @@ def test_segmenter_refuses_arrays_that_are_not_uint8_bgr(smoke_checkpoint):
                                              r'takes \(H, W, 3\) uint8 BGR arrays'):
             seg([image.copy(), bad])
 
+
+def test_folder_links_back_to_a_parent_are_walked_once(tmp_path):
+    from mmseg_internvit.inference import expand_inputs
+    from mmseg_internvit.inference.inputs import _walk_images
+    (tmp_path / 'sub').mkdir()
+    (tmp_path / 'a.jpg').write_bytes(b'')
+    (tmp_path / 'sub' / 'b.png').write_bytes(b'')
+    os.symlink('.', tmp_path / 'again')
+    assert _walk_images(str(tmp_path)) == [str(tmp_path / 'a.jpg'), str(tmp_path / 'sub' / 'b.png')]
+    # Two links to '.' and one to '..' below: 2^depth paths if links were followed blindly.
+    os.symlink('.', tmp_path / 'more')
+    os.symlink('..', tmp_path / 'sub' / 'up')
+    assert [(i.path, i.name) for i in expand_inputs([str(tmp_path)])] == \
+        [(str(tmp_path / 'a.jpg'), 'a'), (str(tmp_path / 'sub' / 'b.png'), 'sub/b')]
+

@@ -31,12 +31,30 @@ def is_image_file(path: str) -> bool:
 
 
 def _walk_images(folder: str) -> List[str]:
+    """Image files under ``folder``, following links to folders, each folder once.
+
+    Args:
+        folder: The folder to search recursively (hidden entries skipped).
+    """
     found = []
+    # Real paths of the folders met so far: a link back to a parent (or to
+    # ``.``) would otherwise be walked forever.
+    visited = {osp.realpath(folder)}
     for root, dirs, files in os.walk(folder, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if not d.startswith('.'))
+        dirs[:] = [d for d in sorted(dirs)
+                   if not d.startswith('.') and _first_visit(osp.join(root, d), visited)]
         found += [osp.join(root, f) for f in sorted(files)
                   if is_image_file(f) and not f.startswith('.')]
     return found
+
+
+def _first_visit(path: str, visited: set) -> bool:
+    """Whether the real folder behind ``path`` is new (then it is added to ``visited``)."""
+    real = osp.realpath(path)
+    if real in visited:
+        return False
+    visited.add(real)
+    return True
 
 
 def _has_magic(text: str) -> bool:
