@@ -454,3 +454,33 @@ def test_folder_links_back_to_a_parent_are_walked_once(tmp_path):
     assert [(i.path, i.name) for i in expand_inputs([str(tmp_path)])] == \
         [(str(tmp_path / 'a.jpg'), 'a'), (str(tmp_path / 'sub' / 'b.png'), 'sub/b')]
 
+
+@pytest.fixture(scope='module')
+def fixed_size_export(tmp_path_factory, smoke_checkpoint):
+    """The smoke model exported for 112 x 112 inputs, weights in ``m.onnx.data``."""
+    from mmseg_internvit.export import export_segmentor
+    out = tmp_path_factory.mktemp('onnx') / 'm.onnx'
+    export_segmentor(SMOKE, smoke_checkpoint, str(out), external_data=True, log=lambda s: None)
+    assert os.path.isfile(str(out) + '.data')
+    return out
+
+
+def test_onnx_missing_weights_file_and_unusable_tile_stop_early(
+        fixed_size_export, tmp_path, capsys):
+    import shutil
+    image = tmp_path / 'x.png'
+    Image.fromarray(gradient_rgb()).save(image)
+    out = tmp_path / 'out'
+    alone = tmp_path / 'alone' / 'm.onnx'
+    alone.parent.mkdir()
+    shutil.copy(fixed_size_export, alone)  # without m.onnx.data
+    assert _main(['--onnx', alone, image, '--out-dir', out]) == 2
+    assert f'error: {alone} keeps its weights in m.onnx.data, which is not beside it: keep ' \
+           'the .data file in the same folder as the .onnx file' in capsys.readouterr().err
+    assert _main(['--onnx', fixed_size_export, image, '--out-dir', out,
+                  '--tile', 84, 84, '--stride', 56, 56]) == 2
+    assert f'error: {fixed_size_export} was exported for 112x112 inputs only, but the sliding ' \
+           'window is 84x84: use --tile 112 112' in capsys.readouterr().err
+    assert not out.exists()
+    assert _main(['--onnx', fixed_size_export, image, '--out-dir', out]) == 0
+    assert _outputs(out) == ['x_label.png', 'x_overlay.png']

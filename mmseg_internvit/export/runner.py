@@ -20,6 +20,47 @@ from .metadata import read_metadata
 PROVIDERS = {'cpu': 'CPUExecutionProvider', 'cuda': 'CUDAExecutionProvider'}
 
 
+def check_external_data(model, onnx_path: str) -> None:
+    """Refuse an export whose weights file (``<name>.onnx.data``) is not beside it.
+
+    Args:
+        model: The ``onnx.ModelProto``, loaded without its external data.
+        onnx_path: Where it was loaded from (external data is found relative to it).
+
+    Raises:
+        FileNotFoundError: naming the missing file.
+    """
+    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+    folder = osp.dirname(osp.abspath(onnx_path))
+    locations = sorted({ExternalDataInfo(tensor).location for tensor in model.graph.initializer
+                        if uses_external_data(tensor)})
+    missing = [name for name in locations if not osp.isfile(osp.join(folder, name))]
+    if missing:
+        raise FileNotFoundError(f'{onnx_path} keeps its weights in {", ".join(missing)}, which '
+                                'is not beside it: keep the .data file in the same folder as '
+                                'the .onnx file (copy or move them together)')
+
+
+def check_tile_fits(meta: dict, test_cfg: dict, onnx_path: str) -> None:
+    """Refuse sliding windows that a fixed-size export cannot run, before any image.
+
+    Args:
+        meta: The file's metadata (``dynamic``, ``export_shape``).
+        test_cfg: The sliding-window settings in use (after ``--tile``).
+        onnx_path: How to name the file in the error.
+
+    Raises:
+        ValueError: the export is fixed-size and the window is another size.
+    """
+    if meta['dynamic'] or test_cfg.get('mode') != 'slide':
+        return
+    tile, (h, w) = list(test_cfg['crop_size']), meta['export_shape']
+    if tile != [h, w]:
+        raise ValueError(f'{onnx_path} was exported for {h}x{w} inputs only, but the '
+                         f'sliding window is {tile[0]}x{tile[1]}: use --tile {h} {w} '
+                         '(or export with --dynamic)')
+
+
 class OnnxSegmenter(Segmenter):
     """A file written by ``tools/export_onnx.py``, run with onnxruntime.
 
@@ -64,18 +105,20 @@ class OnnxSegmenter(Segmenter):
             raise ValueError(f'device {device!r}: onnxruntime here has the providers '
                              f'{ort.get_available_providers()}; use cpu')
         try:
-            props = onnx.load(onnx_path, load_external_data=False).metadata_props
+            model = onnx.load(onnx_path, load_external_data=False)
         except Exception as e:  # noqa: BLE001  (protobuf's DecodeError and friends)
             raise ValueError(f'{onnx_path} is not a readable ONNX model: {e}') from None
-        self.meta = read_metadata({p.key: p.value for p in props}, onnx_path)
+        self.meta = read_metadata({p.key: p.value for p in model.metadata_props}, onnx_path)
         if self.meta['outputs'] != ['logits']:
             raise ValueError(f'{onnx_path} outputs {self.meta["outputs"]}; the runner needs '
                              'class logits: export with --output logits (the default)')
+        check_external_data(model, onnx_path)
         cfg = prepare_config(Config(dict(model=dict(type='OnnxGraph',
                                                     test_cfg=self.meta['test_cfg']),
                                          test_pipeline=self.meta['test_pipeline'])),
                              tile, stride, crop_batch)
         self.test_cfg = cfg.model.test_cfg
+        check_tile_fits(self.meta, self.test_cfg, onnx_path)
         self.pipeline = build_pipeline(cfg)
         self.data_preprocessor = MODELS.build(self.meta['data_preprocessor'])
         self.session = ort.InferenceSession(onnx_path, providers=[provider])
