@@ -95,3 +95,13 @@ def remove_path(path: str) -> None:
         shutil.rmtree(path)
     elif osp.lexists(path):
         os.unlink(path)
+
+
+def check_writable(folder: str) -> None:
+    """Raise ``OSError`` unless a file can be created in ``folder`` (creates none).
+
+    A probe, not ``os.access``: permission bits do not tell about read-only
+    mounts or pseudo file systems (``/sys``).
+    """
+    with tempfile.TemporaryFile(dir=folder):
+        pass

@@ -230,7 +230,8 @@ def test_unsupported_parts_are_named(tmp_path, checkpoints, capsys, monkeypatch)
                                 'model.backbone.vit.dtype=bf16'], tmp_path)
         assert 'a bfloat16 backbone' in err
     err = _refused(capsys, [DETECTION, checkpoints['linear'], out], tmp_path)
-    assert "model type 'MaskRCNN'" in err and 'only mmseg EncoderDecoder segmentors' in err
+    assert "model type 'MaskRCNN'" in err and 'is not an mmseg segmentor: only EncoderDecoder ' \
+        'segmentation configs can be exported' in err
     err = _refused(capsys, [LINEAR, checkpoints['linear'], out, '--opset', '12'], tmp_path)
     assert '--opset 12 is not supported: use 18..23' in err
     err = _refused(capsys, [LINEAR, checkpoints['linear'], out, '--output', 'labels',

@@ -25,6 +25,7 @@ import os.path as osp
 from collections import Counter
 from typing import List, Optional, Union
 
+from mmseg_internvit.atomic_io import check_writable
 from mmseg_internvit.dtypes import DTYPE_CHOICES, to_torch_dtype
 from .errors import ToolError, add_debug_flag
 
@@ -48,7 +49,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def check_output(dst: str, src: str, overwrite: bool, suffixes) -> None:
     """Refuse an output that cannot or must not be written, before any reading."""
     from mmseg_internvit.checkpoint.writer import check_output_path
-    from mmseg_internvit.inference.writers import check_writable
     folder = check_output_path(dst, suffixes)
     try:
         check_writable(folder)  # creates and removes a file: os.access misjudges root, /sys

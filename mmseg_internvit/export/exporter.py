@@ -18,14 +18,12 @@ import torch
 from mmengine.config import Config
 from mmseg.apis import init_model
 from mmseg.models.segmentors import EncoderDecoder
-from mmseg.registry import MODELS
 
-from mmseg_internvit.atomic_io import fsync_tree
+from mmseg_internvit.atomic_io import check_writable, fsync_tree
 from mmseg_internvit.checkpoint import load_model_weights
 from mmseg_internvit.dtypes import to_torch_dtype
-from mmseg_internvit.inference.segmenter import (build_pipeline, dataset_meta,
+from mmseg_internvit.inference.segmenter import (build_pipeline, check_segmentor, dataset_meta,
                                                  prepare_config)
-from mmseg_internvit.inference.writers import check_writable
 from mmseg_internvit.models.backbones.vit_config import internvit_config
 from .exportable_pooling import exportable_adaptive_pools
 from .graphs import (BackboneGraph, ExportError, SegmentorGraph, check_exportable, output_names,
@@ -124,11 +122,7 @@ def export_config(config: str, checkpoint: str, dtype: Optional[str],
         if not osp.exists(path):
             raise FileNotFoundError(f'{what} {path} does not exist')
     cfg = prepare_config(config, dtype=dtype, cfg_options=cfg_options, checkpoint=checkpoint)
-    model_type = cfg.model.get('type')
-    model_class = MODELS.get(model_type) if isinstance(model_type, str) else None
-    if model_class is None or not issubclass(model_class, EncoderDecoder):
-        raise ExportError(f'model type {model_type!r} in {config} cannot be exported: only '
-                          'mmseg EncoderDecoder segmentors can (not detectors)')
+    check_segmentor(cfg, config, 'exported', ExportError)
     vit = internvit_config(cfg.model.get('backbone')) or {}
     refuse_bfloat16(to_torch_dtype(vit.get('dtype', 'float32')))
     return cfg

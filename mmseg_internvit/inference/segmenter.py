@@ -169,13 +169,16 @@ def _without_annotations(steps: list) -> list:
     return kept
 
 
-def check_segmentor(cfg: Config, config_name: str) -> None:
+def check_segmentor(cfg: Config, config_name: str, action: str = 'run here',
+                    error: type = ValueError) -> None:
     """Refuse a config whose model is not an mmseg ``EncoderDecoder`` (a detector,
     say) before it is built: building it with mmseg's arguments would fail obscurely.
 
     Args:
         cfg: The loaded config.
         config_name: How to name the config in the error (its path).
+        action: What only segmentors can be, for the message (``'exported'``).
+        error: The ``ValueError`` subclass to raise.
 
     Raises:
         ValueError: ``cfg.model.type`` is not an ``EncoderDecoder`` (or subclass)
@@ -184,9 +187,9 @@ def check_segmentor(cfg: Config, config_name: str) -> None:
     model_type = cfg.model.get('type')
     model_class = MODELS.get(model_type) if isinstance(model_type, str) else None
     if model_class is None or not issubclass(model_class, EncoderDecoder):
-        raise ValueError(f'model type {model_type!r} in {config_name} is not an mmseg '
-                         'segmentor: only EncoderDecoder segmentation configs can be run '
-                         'here (run detection configs with mmdet)')
+        raise error(f'model type {model_type!r} in {config_name} is not an mmseg '
+                    f'segmentor: only EncoderDecoder segmentation configs can be {action} '
+                    '(run detection configs with mmdet)')
 
 
 def check_device(device: str, name: str = 'device') -> None:

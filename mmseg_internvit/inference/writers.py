@@ -8,13 +8,12 @@ import errno
 import json
 import os
 import os.path as osp
-import tempfile
 from typing import Sequence
 
 import numpy as np
 from PIL import Image
 
-from mmseg_internvit.atomic_io import atomic_file
+from mmseg_internvit.atomic_io import atomic_file, check_writable
 
 
 class OutputDirError(ValueError):
@@ -60,12 +59,6 @@ def prepare_out_dir(path: str) -> str:
         raise OutputDirError(f'cannot write to output folder {path}: {e.strerror or e}; '
                              'pass a writable folder with --out-dir') from None
     return path
-
-
-def check_writable(folder: str) -> None:
-    """Raise ``OSError`` unless a file can be created in ``folder`` (creates none)."""
-    with tempfile.TemporaryFile(dir=folder):
-        pass
 
 
 def write_label_png(path: str, label: np.ndarray, palette: Sequence[Sequence[int]]) -> None:
