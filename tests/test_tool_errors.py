@@ -81,6 +81,10 @@ class Files:
         self.misspelt = str(root / 'misspelt.py')
         Path(self.misspelt).write_text(f"_base_ = '{LINEAR}'\ntrian_cfg = dict(max_iters=4)\n")
         self.existing = root / 'existing.safetensors'
+        self.existing_onnx = root / 'existing.onnx'
+        self.existing_onnx.write_bytes(b'keep me')
+        self.text_pth = str(root / 'hello.pth')
+        Path(self.text_pth).write_text('hello\n')
         self.few_images = root / 'few' / 'ADEChallengeData2016'
         (self.few_images / 'images' / 'training').mkdir(parents=True)
         self.other_lists = root / 'other_lists'
@@ -191,6 +195,31 @@ CASES = [
     Case('no image among the inputs', 'infer',
          lambda f: [LINEAR, f.linear, str(f.root / 'none*.jpg'), '--out-dir', f.work('i2')],
          r'no images found in .*none\*\.jpg'),
+    Case('unknown --device', 'infer',
+         lambda f: [LINEAR, f.linear, f.image, '--out-dir', f.work('i3'), '--device', 'tpu'],
+         r'--device tpu: not a device to run on; use cpu, cuda or cuda:N',
+         check=lambda f: not os.path.exists(f.work('i3')) or pytest.fail('--out-dir made')),
+    Case('a detection config', 'infer',
+         lambda f: [DETECTION, f.linear, f.image, '--out-dir', f.work('i4')],
+         r"model type 'MaskRCNN' in .*mask-rcnn.* is not an mmseg segmentor: only "
+         r'EncoderDecoder segmentation configs can be run here'),
+    Case('the only image does not exist', 'infer',
+         lambda f: [LINEAR, f.linear, str(f.root / 'nope.jpg'), '--out-dir', f.work('i5')],
+         r'no such image file: .*nope\.jpg; check the path',
+         check=lambda f: not os.path.exists(f.work('i5')) or pytest.fail('--out-dir made')),
+    Case('a DeepSpeed folder', 'convert_checkpoint',
+         lambda f: [str(f.broken_zero), str(f.root / 'z.safetensors')],
+         r'iter_4\.pth is a DeepSpeed checkpoint folder .*tools/consolidate_checkpoint\.py'),
+    Case('a text file named .pth', 'convert_checkpoint',
+         lambda f: [f.text_pth, str(f.root / 't.safetensors')],
+         r"hello\.pth \(6 bytes\) is not a torch checkpoint: it starts with b'hello\\n'"),
+    Case('output exists (no --overwrite)', 'export_onnx',
+         lambda f: [LINEAR, f.linear, str(f.existing_onnx)],
+         r'existing\.onnx exists; pass --overwrite to replace it',
+         check=lambda f: f.existing_onnx.read_bytes() == b'keep me' or pytest.fail('changed')),
+    Case('output not ending in .onnx', 'export_onnx',
+         lambda f: [LINEAR, f.linear, str(f.root / 'model.txt')],
+         r'output .*model\.txt must end with \.onnx'),
     Case('output exists (no --overwrite)', 'convert_checkpoint',
          lambda f: [f.linear, str(f.existing)],
          r'existing\.safetensors exists; pass --overwrite', check=_unchanged_existing),
