@@ -80,7 +80,7 @@ def test_a_near_miss_of_a_runner_setting_is_refused():
     """tools/train.py and test.py refuse top-level keys one typo away from a runner
     setting (the shipped configs pass: checked where each is built below and in
     test_detection.py)."""
-    from mmseg_internvit.apis.launch import check_runner_key_spelling
+    from mmseg_internvit.apis.config_checks import check_runner_key_spelling
     with pytest.raises(ValueError, match="'val_evalutor' is no runner setting .* did you mean "
                        "'val_evaluator'"):
         check_runner_key_spelling(Config(dict(val_evalutor=dict())), 'x.py')
@@ -90,9 +90,11 @@ def test_a_near_miss_of_a_runner_setting_is_refused():
 def test_seg_config_builds_model_and_dataloader(path, sample_ade20k):
     from mmengine.registry import init_default_scope
     from mmseg.registry import DATA_SAMPLERS, DATASETS, MODELS  # noqa: F401
-    from mmseg_internvit.apis.launch import check_runner_key_spelling
+    from mmseg_internvit.apis.config_checks import (check_runner_key_spelling,
+                                                    head_class_count_mismatch)
     cfg = tiny_cfg(path, sample_ade20k)
     check_runner_key_spelling(cfg, path)  # its own variables are not taken for typos
+    assert head_class_count_mismatch(cfg) is None
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     model = MODELS.build(cfg.model)
     model.init_weights()

@@ -117,7 +117,7 @@ def test_detection_configs_are_found():
 def test_detection_config_builds(path):
     from mmengine.registry import init_default_scope
     from mmdet.registry import MODELS
-    from mmseg_internvit.apis.launch import check_runner_key_spelling
+    from mmseg_internvit.apis.config_checks import check_runner_key_spelling
     cfg = tiny_detector_cfg(path)
     check_runner_key_spelling(cfg, path)  # its own variables are not taken for typos
     assert cfg.default_scope == 'mmdet'

@@ -219,3 +219,37 @@ def test_a_tool_that_succeeds_closes_its_process_group(tmp_path, monkeypatch):
     assert calls == ['barrier', 'destroy_process_group']
     assert run_tool('distributed_stand_in', ['other'], register=False) == 3  # status kept
     assert not dist.is_initialized()
+
+
+def test_head_and_dataset_class_counts_are_compared(monkeypatch):
+    """mmseg scores the dataset's classes only: a head predicting more (or fewer)
+    is named at start-up (a warning: the run itself works)."""
+    import argparse
+
+    from mmseg_internvit import register_all_modules
+    from mmseg_internvit.apis.config_checks import head_class_count_mismatch
+    register_all_modules()
+    ade = dict(type='ADE20KDataset')
+    cfg = _cfg(train_dataloader=dict(dataset=ade))
+    cfg.model.decode_head.num_classes = 150
+    assert head_class_count_mismatch(cfg) is None
+    cfg.model.decode_head.num_classes = 200
+    assert head_class_count_mismatch(cfg) == (
+        "model.decode_head.num_classes is 200 but train_dataloader's ADE20KDataset has 150 "
+        "classes: mIoU is computed over the dataset's 150; set num_classes (and the auxiliary "
+        "head's) to it, or give the dataset metainfo=dict(classes=...)")
+    cfg.train_dataloader.dataset.metainfo = dict(classes=[f'c{i}' for i in range(200)])
+    assert head_class_count_mismatch(cfg) is None
+    cfg.train_dataloader.dataset = dict(type='NoSuchDataset')  # unknown: nothing to compare
+    assert head_class_count_mismatch(cfg) is None
+
+    logged = []
+    monkeypatch.setattr(launch, 'print_log', lambda msg, **kwargs: logged.append(msg))
+    config = os.path.join(SMOKE, 'linear_internvit-tiny_1xb4-300_ade20k-sample-112x112.py')
+    args = argparse.Namespace(config=config, cfg_options={'model.decode_head.num_classes': 200},
+                              launcher='none', work_dir=None, local_rank=0)
+    launch.load_config(args)
+    assert logged == [f"{config}: model.decode_head.num_classes is 200 but train_dataloader's "
+                      'ADE20KDataset has 150 classes: mIoU is computed over the dataset\'s 150; '
+                      "set num_classes (and the auxiliary head's) to it, or give the dataset "
+                      'metainfo=dict(classes=...)']

@@ -1,8 +1,6 @@
 """Start-up of tools/train.py and tools/test.py: config loading, runner building,
 CPU/distributed adaptations, what to resume from and how to test a checkpoint."""
-import difflib
 import gc
-import inspect
 import logging
 import os
 import os.path as osp
@@ -18,6 +16,7 @@ from mmengine.registry import RUNNERS
 from mmseg_internvit.engine.checkpoint_files import (FSDP_SHARD_NAME, checkpoint_problem,
                                                      find_resume_checkpoint)
 from mmseg_internvit.models.backbones.vit_config import drop_pretrained, internvit_config
+from .config_checks import check_runner_key_spelling, head_class_count_mismatch
 from .errors import add_debug_flag, one_line
 
 
@@ -47,6 +46,9 @@ def load_config(args) -> Config:
     cfg.launcher = args.launcher
     check_runner_key_spelling(cfg, args.config)
     sync_label_checks(cfg)
+    mismatch = head_class_count_mismatch(cfg)
+    if mismatch:
+        print_log(f'{args.config}: {mismatch}', logger='current', level=logging.WARNING)
     check_folder_argument('--work-dir', args.work_dir)
     if args.work_dir:
         cfg.work_dir = args.work_dir
@@ -54,28 +56,6 @@ def load_config(args) -> Config:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return cfg
-
-
-def check_runner_key_spelling(cfg: Config, config_path: str) -> None:
-    """Stop on a top-level key that is a near miss of a runner setting.
-
-    mmengine's runners read their settings by name and ignore every other
-    top-level key (configs keep their own variables there: ``crop_size``,
-    ``train_pipeline``), so ``trian_cfg = dict(max_iters=4)`` trained the
-    full schedule without a word. Keys within a small edit of a setting's
-    name are taken for typos; the shipped configs' own variables are not.
-    """
-    from mmengine.runner import FlexibleRunner, Runner
-    settings = sorted({name for runner in (Runner, FlexibleRunner)
-                       for name in inspect.signature(runner.__init__).parameters} - {'self'})
-    for key in cfg.keys():
-        if key in settings:
-            continue
-        near = difflib.get_close_matches(key, settings, n=1, cutoff=0.8)
-        if near:
-            raise ValueError(f'{config_path}: the top-level key {key!r} is no runner setting '
-                             f'and would be ignored; did you mean {near[0]!r}? Rename it (or '
-                             'give your own variable a name further from the runner\'s).')
 
 
 def sync_label_checks(cfg: Config, num_classes: Optional[int] = None) -> None:

@@ -1,0 +1,68 @@
+"""Checks of a loaded config that mmengine and mmseg do not make: settings that
+would be ignored or would quietly change what is measured."""
+import difflib
+import inspect
+from typing import Optional
+
+from mmengine.config import Config
+
+
+def check_runner_key_spelling(cfg: Config, config_path: str) -> None:
+    """Stop on a top-level key that is a near miss of a runner setting.
+
+    mmengine's runners read their settings by name and ignore every other
+    top-level key (configs keep their own variables there: ``crop_size``,
+    ``train_pipeline``), so ``trian_cfg = dict(max_iters=4)`` trained the
+    full schedule without a word. Keys within a small edit of a setting's
+    name are taken for typos; the shipped configs' own variables are not.
+    """
+    from mmengine.runner import FlexibleRunner, Runner
+    settings = sorted({name for runner in (Runner, FlexibleRunner)
+                       for name in inspect.signature(runner.__init__).parameters} - {'self'})
+    for key in cfg.keys():
+        if key in settings:
+            continue
+        near = difflib.get_close_matches(key, settings, n=1, cutoff=0.8)
+        if near:
+            raise ValueError(f'{config_path}: the top-level key {key!r} is no runner setting '
+                             f'and would be ignored; did you mean {near[0]!r}? Rename it (or '
+                             'give your own variable a name further from the runner\'s).')
+
+
+def head_class_count_mismatch(cfg: Config) -> Optional[str]:
+    """Say so when the decode head predicts another number of classes than a
+    dataset of the config has; None when they agree or either is unknown.
+
+    mmseg checks neither (mmdet's NumClassCheckHook does for detectors): with
+    more head classes, predictions of the extra ones are never scored
+    (``IoUMetric`` counts the dataset's classes); with fewer, the dataset's
+    last classes can never be predicted. The dataset's classes are its
+    config's ``metainfo.classes`` or its class's ``METAINFO``.
+    """
+    head = (cfg.get('model') or {}).get('decode_head')
+    num_classes = head.get('num_classes') if isinstance(head, dict) else None
+    if not isinstance(num_classes, int):
+        return None
+    for split in ('train', 'val', 'test'):
+        dataset = (cfg.get(f'{split}_dataloader') or {}).get('dataset')
+        classes = _dataset_classes(dataset)
+        if classes is not None and len(classes) != num_classes:
+            return (f'model.decode_head.num_classes is {num_classes} but {split}_dataloader\'s '
+                    f'{dataset.get("type")} has {len(classes)} classes: mIoU is computed over '
+                    f'the dataset\'s {len(classes)}; set num_classes (and the auxiliary '
+                    'head\'s) to it, or give the dataset metainfo=dict(classes=...)')
+    return None
+
+
+def _dataset_classes(dataset) -> Optional[tuple]:
+    if not isinstance(dataset, dict):
+        return None
+    classes = (dataset.get('metainfo') or {}).get('classes')
+    if classes is None:
+        from mmseg.registry import DATASETS
+        try:
+            dataset_class = DATASETS.get(dataset.get('type'))
+        except (KeyError, TypeError):  # an unregistered or unnamed type: nothing to compare
+            return None
+        classes = getattr(dataset_class, 'METAINFO', {}).get('classes')
+    return tuple(classes) if isinstance(classes, (list, tuple)) else None
