@@ -136,6 +136,15 @@ CASES = [
          lambda f: [LINEAR, '--work-dir', f.work('k'), *f.data_options(), 'train_cfg.max_iterz=4'],
          r"IterBasedTrainLoop.*unexpected keyword argument 'max_iterz': the config gives this "
          r'class an argument it does not take; check the spelling'),
+    Case('a value of the wrong type', 'train',
+         lambda f: [LINEAR, '--work-dir', f.work('v'), *f.data_options(),
+                    'train_cfg.max_iters=abc'],
+         r"IterBasedTrainLoop \(built from the config\): invalid literal for int\(\) with "
+         r"base 10: 'abc'"),
+    Case('data root does not exist', 'train',
+         lambda f: [LINEAR, '--work-dir', f.work('d'), *f.data_options(str(f.root / 'no_data'))],
+         r'ADE20KDataset \(built from the config\): .*No such file or directory: '
+         r".*no_data/images/training"),
     Case('misspelt top-level key', 'train', lambda f: [f.misspelt, '--work-dir', f.work('m')],
          r"misspelt\.py: the top-level key 'trian_cfg' is no runner setting and would be "
          r"ignored; did you mean 'train_cfg'\?",

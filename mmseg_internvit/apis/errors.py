@@ -96,7 +96,12 @@ def _user_message(error: BaseException) -> Optional[str]:
         return (f'{step} failed on {files}: {type(error).__name__}: {one_line(error)}; fix or '
                 f'remove the file{checker}')
     if isinstance(error, USER_ERRORS):
-        return one_line(error)
+        text, built = one_line(error), _class_built_from_config(error)
+        if built and built not in text:
+            # A constructor's own message ("invalid literal for int()", a missing
+            # data folder) does not say which part of the config gave the value.
+            text = f'{built} (built from the config): {text}'
+        return text
     if isinstance(error, TypeError) and _is_unknown_config_argument(error):
         return (f'{one_line(error)}: the config gives this class an argument it does not take; '
                 'check the spelling of that key in the config or in --cfg-options')
@@ -118,6 +123,17 @@ def _is_unknown_config_argument(error: TypeError) -> bool:
     """Whether ``error`` is a class built from a config that was given a key it
     does not take (a misspelt ``train_cfg.max_iter``)."""
     return bool(_UNKNOWN_ARGUMENT.search(str(error))) and raised_in(error, BUILD_FROM_CONFIG)
+
+
+def _class_built_from_config(error: BaseException) -> Optional[str]:
+    """The class mmengine's registry was building (innermost) when ``error`` was raised."""
+    name = None
+    tb = error.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.replace('\\', '/').endswith(BUILD_FROM_CONFIG):
+            name = getattr(tb.tb_frame.f_locals.get('obj_cls'), '__name__', name)
+        tb = tb.tb_next
+    return name
 
 
 def raised_in(error: BaseException, file_suffix: str, function: Optional[str] = None) -> bool:
