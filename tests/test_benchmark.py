@@ -364,6 +364,11 @@ SLIDE_CONFIG = os.path.join(REPO, 'configs', 'smoke',
     (['--arch', TINY_JSON, '--peer', 'gpt'], "invalid choice: 'gpt'"),
     (['--mode', 'slide', '--config', SLIDE_CONFIG, '--plot', 'x.png', '--compile'],
      '--compile / --plot do not apply to --mode slide'),
+    # Outputs are checked before a run that can take minutes.
+    (['--arch', TINY_JSON, '--json', '/no_such_folder/r.json'],
+     '--json /no_such_folder/r.json: cannot write in /no_such_folder (No such file or '
+     'directory)'),
+    (['--arch', TINY_JSON, '--json', REPO], 'is a folder; give a file path'),
 ])
 def test_bad_arguments_exit_nonzero(args, message, capsys):
     code, err = run_in_process(capsys, *args)

@@ -40,6 +40,7 @@ from typing import List, Optional, Tuple, Union
 
 import torch
 
+from mmseg_internvit.atomic_io import check_writable
 from mmseg_internvit.dtypes import DTYPE_CHOICES, dtype_name
 from mmseg_internvit.benchmark.peers import PEERS, PeerUnavailable
 from mmseg_internvit.models.backbones.arch_zoo import ARCH_ZOO, resolve_arch
@@ -164,6 +165,7 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         parser: For ``parser.error``.
         args: Parsed arguments.
     """
+    check_output_files(parser, args)
     if args.mode == 'slide':
         if not args.config or not os.path.isfile(args.config):
             parser.error(f'--mode slide needs --config CONFIG (an existing file), got '
@@ -225,6 +227,21 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         except RuntimeError as exc:
             parser.error(str(exc))
     check_device(parser, args)
+
+
+def check_output_files(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``--json`` / ``--plot`` must be writable before a run that can take minutes."""
+    for flag, path in (('--json', args.json), ('--plot', args.plot)):
+        if not path:
+            continue
+        folder = os.path.dirname(os.path.abspath(path))
+        if os.path.isdir(path):
+            parser.error(f'{flag} {path} is a folder; give a file path')
+        try:
+            check_writable(folder)
+        except OSError as exc:
+            parser.error(f'{flag} {path}: cannot write in {folder} ({exc.strerror or exc}); '
+                         'give a path in an existing, writable folder')
 
 
 def check_device(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
