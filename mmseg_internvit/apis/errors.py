@@ -9,7 +9,8 @@ a bug and keeps its traceback.
 import importlib
 import re
 import sys
-from typing import Optional, Sequence
+from types import FrameType
+from typing import Iterator, Optional, Sequence
 
 EXIT_USER_ERROR = 2
 
@@ -125,28 +126,32 @@ def _is_unknown_config_argument(error: TypeError) -> bool:
     return bool(_UNKNOWN_ARGUMENT.search(str(error))) and raised_in(error, BUILD_FROM_CONFIG)
 
 
+def _frames(error: BaseException) -> Iterator[FrameType]:
+    """The frames of ``error``'s traceback, outermost first."""
+    tb = error.__traceback__
+    while tb is not None:
+        yield tb.tb_frame
+        tb = tb.tb_next
+
+
+def _in_file(frame: FrameType, file_suffix: str) -> bool:
+    return frame.f_code.co_filename.replace('\\', '/').endswith(file_suffix)
+
+
 def _class_built_from_config(error: BaseException) -> Optional[str]:
     """The class mmengine's registry was building (innermost) when ``error`` was raised."""
     name = None
-    tb = error.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename.replace('\\', '/').endswith(BUILD_FROM_CONFIG):
-            name = getattr(tb.tb_frame.f_locals.get('obj_cls'), '__name__', name)
-        tb = tb.tb_next
+    for frame in _frames(error):
+        if _in_file(frame, BUILD_FROM_CONFIG):
+            name = getattr(frame.f_locals.get('obj_cls'), '__name__', name)
     return name
 
 
 def raised_in(error: BaseException, file_suffix: str, function: Optional[str] = None) -> bool:
     """Whether a frame of ``error``'s traceback runs in a file whose path ends with
     ``file_suffix`` (and, if given, in ``function``)."""
-    tb = error.__traceback__
-    while tb is not None:
-        code = tb.tb_frame.f_code
-        if (code.co_filename.replace('\\', '/').endswith(file_suffix)
-                and function in (None, code.co_name)):
-            return True
-        tb = tb.tb_next
-    return False
+    return any(_in_file(frame, file_suffix) and function in (None, frame.f_code.co_name)
+               for frame in _frames(error))
 
 
 def _failing_sample(error: BaseException) -> Optional[tuple]:
@@ -157,9 +162,7 @@ def _failing_sample(error: BaseException) -> Optional[tuple]:
     file paths; the innermost such frame of the traceback names the sample.
     """
     found = None
-    tb = error.__traceback__
-    while tb is not None:
-        frame = tb.tb_frame
+    for frame in _frames(error):
         results = frame.f_locals.get('results')
         owner = frame.f_locals.get('self')
         if frame.f_code.co_name in ('transform', '__call__') and isinstance(results, dict):
@@ -168,5 +171,4 @@ def _failing_sample(error: BaseException) -> Optional[tuple]:
             if paths:
                 found = (type(owner).__name__ if owner is not None else 'pipeline',
                          ' / '.join(paths), bool(results.get('seg_map_path')))
-        tb = tb.tb_next
     return found

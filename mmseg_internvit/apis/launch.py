@@ -400,8 +400,8 @@ def resume_problem(cfg: Config, checkpoint: str) -> Optional[str]:
                 '(FlexibleRunner + DeepSpeedStrategy) resumes; ' + start_from_weights)
     if osp.isdir(checkpoint):  # FSDP local shards: the strategy reads them
         return None
-    missing = [key for key in training_state_keys(cfg)
-               if key not in checkpoint_top_level_keys(checkpoint)]
+    held = checkpoint_top_level_keys(checkpoint)
+    missing = [key for key in training_state_keys(cfg) if key not in held]
     if missing:
         return (f'it holds no {" and no ".join(missing)} state (weights only: a best_*.pth, a '
                 'checkpoint saved with save_optimizer=False, a converted or released file), '
