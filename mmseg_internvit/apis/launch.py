@@ -113,8 +113,7 @@ def check_fits_before_loading(cfg: Config, runner, checkpoint: Optional[str]) ->
     from mmseg_internvit.checkpoint import check_checkpoint_fits
     from mmseg_internvit.checkpoint.consolidate import is_deepspeed_checkpoint, unusable_folder
     if osp.isdir(checkpoint) and not is_deepspeed_checkpoint(checkpoint):
-        fsdp = (cfg.get('strategy') or {}).get('type', '').endswith('FSDPStrategy')
-        if fsdp and any(FSDP_SHARD_NAME.match(name) for name in os.listdir(checkpoint)):
+        if uses_fsdp(cfg) and any(FSDP_SHARD_NAME.match(name) for name in os.listdir(checkpoint)):
             return
         raise unusable_folder(checkpoint)
     model = unwrapped_model(runner) if runner is not None else None
@@ -175,8 +174,7 @@ def close_process_group() -> None:
 
 def check_strategy(cfg: Config) -> None:
     """Fail at start-up, with what to change, for strategies that cannot run."""
-    strategy = cfg.get('strategy') or {}
-    kind = strategy.get('type', '')
+    kind = strategy_type(cfg)
     if kind and cfg.get('runner_type') != 'FlexibleRunner':
         raise ValueError(f"strategy={kind!r} is only used by runner_type='FlexibleRunner'; "
                          'add that line to the config')
@@ -191,7 +189,7 @@ def check_strategy(cfg: Config) -> None:
                              f"'DeepSpeedNoGradStepOptimWrapper' (or 'DeepSpeedOptimWrapper'), "
                              f'got {wrapper!r}')
     check_compile_fits_strategy(cfg)
-    if kind.endswith('FSDPStrategy'):
+    if uses_fsdp(cfg):
         wrapper = cfg.get('optim_wrapper', {}).get('type', 'OptimWrapper')
         if wrapper == 'AmpOptimWrapper' and not torch.cuda.is_available():
             raise ValueError('AmpOptimWrapper needs a GPU; on CPU use optim_wrapper.type='
@@ -211,12 +209,10 @@ def check_compile_fits_strategy(cfg: Config) -> None:
     vit = internvit_config((cfg.get('model') or {}).get('backbone'))
     if not vit or not vit.get('compile'):
         return
-    strategy = cfg.get('strategy') or {}
-    kind = strategy.get('type', '')
-    stage = (strategy.get('zero_optimization') or {}).get('stage', 0)
-    if kind == 'DeepSpeedStrategy' and stage == 3:
+    stage = ((cfg.get('strategy') or {}).get('zero_optimization') or {}).get('stage', 0)
+    if uses_deepspeed(cfg) and stage == 3:
         combination = 'DeepSpeed ZeRO-3'
-    elif kind.endswith('FSDPStrategy'):
+    elif uses_fsdp(cfg):
         combination = 'FSDP'
     else:
         return
@@ -239,8 +235,8 @@ def adapt_to_cpu(cfg: Config) -> None:
             # mmengine's Runner gives DDP device_ids=[LOCAL_RANK], a CUDA index.
             cfg.setdefault('model_wrapper_cfg',
                            dict(type='MMDistributedDataParallel', device_ids=None))
-    strategy = cfg.get('strategy') or {}
-    if strategy.get('type', '').endswith('FSDPStrategy'):
+    if uses_fsdp(cfg):
+        strategy = cfg.strategy
         # mmengine passes LOCAL_RANK as FSDP's device_id, a CUDA index.
         # Assigned back: ConfigDict stores a converted copy of a new plain dict.
         wrapper = dict(strategy.get('model_wrapper') or {})
@@ -428,9 +424,20 @@ def checkpoint_top_level_keys(path: str) -> set:
     return set(checkpoint) if isinstance(checkpoint, dict) else set()
 
 
+def strategy_type(cfg: Config) -> str:
+    """The ``type`` of the config's FlexibleRunner strategy; '' without one."""
+    return (cfg.get('strategy') or {}).get('type', '')
+
+
 def uses_deepspeed(cfg: Config) -> bool:
     """Whether ``cfg`` trains through mmengine's DeepSpeed strategy."""
-    return (cfg.get('strategy') or {}).get('type', '') == 'DeepSpeedStrategy'
+    return strategy_type(cfg) == 'DeepSpeedStrategy'
+
+
+def uses_fsdp(cfg: Config) -> bool:
+    """Whether ``cfg`` trains through an FSDP strategy (mmengine's or a subclass
+    named ``*FSDPStrategy``)."""
+    return strategy_type(cfg).endswith('FSDPStrategy')
 
 
 def check_load_from(cfg: Config) -> None:
