@@ -77,3 +77,24 @@ def test_tools_start_without_deepspeed_and_mmengine_loads_it_when_used():
     import torch
     if not torch.cuda.is_available():
         assert 'Setting accelerator' not in out.stderr
+
+
+@pytest.mark.skipif(importlib.util.find_spec('deepspeed') is None, reason='DeepSpeed not installed')
+def test_importing_the_runner_side_of_the_package_loads_no_deepspeed():
+    """``from mmseg_internvit.inference import Segmenter`` and the other modules that
+    import mmengine's runner print nothing and load no DeepSpeed before it is used."""
+    code = textwrap.dedent('''
+        import os, sys
+        import mmseg_internvit.inference, mmseg_internvit.export, mmseg_internvit.engine
+        import mmseg_internvit.checkpoint.mmengine_loader, mmseg_internvit.apis.train
+        import mmengine._strategy.deepspeed as strategy_module
+        print('deepspeed' in sys.modules, os.environ.get('DS_ACCELERATOR'),
+              type(strategy_module.deepspeed).__name__)
+        from mmseg.registry import MODELS
+        print(MODELS.get('InternViT'))  # still nothing registered
+    ''')
+    env = {k: v for k, v in os.environ.items() if k != 'DS_ACCELERATOR'}
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         check=True, env=env)
+    assert out.stdout.splitlines() == ['False None DeferredModule', 'None']
+    assert 'Setting accelerator' not in out.stderr

@@ -10,6 +10,7 @@ layout) to ours and turns their ``CLASSES``/``PALETTE`` into ``dataset_meta``
 """
 from typing import Mapping
 
+from mmseg_internvit import runner_import  # noqa: F401 (first: see that module)
 from mmengine.runner.checkpoint import CheckpointLoader, load_from_local
 
 from .consolidate import is_deepspeed_checkpoint, open_deepspeed_checkpoint

@@ -1,5 +1,6 @@
 """Training machinery: layer-decay optimizer constructor, DeepSpeed/FSDP helpers,
 crash-safe checkpoint saving."""
+from mmseg_internvit import runner_import  # noqa: F401 (first: see that module)
 from .atomic_checkpoint_hook import AtomicCheckpointHook
 from .deepspeed_optim_wrapper import DeepSpeedNoGradStepOptimWrapper
 from .fsdp_strategy import TorchCompatFSDPStrategy

@@ -4,6 +4,7 @@
 runs an exported file with the pre- and post-processing of
 :class:`~mmseg_internvit.inference.Segmenter` (``tools/infer.py --onnx``).
 """
+from mmseg_internvit import runner_import  # noqa: F401 (first: see that module)
 from .exportable_pooling import ExportableAdaptiveAvgPool2d, exportable_adaptive_pools
 from .exporter import (DEFAULT_OPSET, OPSETS, ExportFailed, ExportReport, export_folder,
                        export_segmentor)

@@ -1,4 +1,5 @@
 """Inference on image files: ``tools/infer.py`` and the :class:`Segmenter` API."""
+from mmseg_internvit import runner_import  # noqa: F401 (first: see that module)
 from .image_io import ImageReadError, read_image
 from .inputs import IMAGE_EXTENSIONS, InputImage, expand_inputs
 from .runner import Summary, run_inference
