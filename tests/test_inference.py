@@ -395,6 +395,22 @@ def test_an_image_whose_outputs_cannot_be_written_leaves_none(tmp_path, smoke_ch
     assert _outputs(out) == ['y_areas.json', 'y_label.png', 'y_overlay.png']
 
 
+def test_device_checks_name_what_this_machine_has(monkeypatch):
+    """A CUDA device is refused where CUDA is missing, and a GPU index beyond the
+    machine's count is refused with the indices there are (the count is faked)."""
+    from mmseg_internvit.inference.segmenter import check_device
+    check_device('cpu')
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    with pytest.raises(ValueError, match=r'^--device cuda: CUDA is not available here; use cpu'):
+        check_device('cuda', '--device')
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'device_count', lambda: 2)
+    check_device('cuda:1')
+    with pytest.raises(ValueError, match=r'^device cuda:2: this machine has 2 CUDA device\(s\), '
+                                         r'cuda:0 to cuda:1$'):
+        check_device('cuda:2')
+
+
 def test_unknown_device_detector_config_and_mistyped_path_stop_early(
         tmp_path, smoke_checkpoint, capsys):
     image = tmp_path / 'x.png'
