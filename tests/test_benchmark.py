@@ -35,7 +35,7 @@ def run_in_process(capsys, *args):
     from mmseg_internvit.apis.errors import run_tool as start
     threads = torch.get_num_threads()
     try:
-        code = start('benchmark', [str(a) for a in args], register=False)
+        code = start('benchmark', [str(a) for a in args], register='none')
     except SystemExit as exit_:  # argparse's own errors
         code = exit_.code
     finally:

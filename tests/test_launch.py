@@ -214,10 +214,10 @@ def test_a_tool_that_succeeds_closes_its_process_group(tmp_path, monkeypatch):
         monkeypatch.setattr(dist, name, lambda *a, _real=real, _name=name, **k:
                             calls.append(_name) or _real(*a, **k))
     assert not dist.is_initialized()
-    assert run_tool('distributed_stand_in', ['ok'], register=False) == 0
+    assert run_tool('distributed_stand_in', ['ok'], register='none') == 0
     assert not dist.is_initialized()
     assert calls == ['barrier', 'destroy_process_group']
-    assert run_tool('distributed_stand_in', ['other'], register=False) == 3  # status kept
+    assert run_tool('distributed_stand_in', ['other'], register='none') == 3  # status kept
     assert not dist.is_initialized()
 
 

@@ -10,4 +10,4 @@ from mmseg_internvit.apis.errors import run_tool
 if __name__ == '__main__':
     # No registration: the backbone modes run where only torch, timm and
     # mmengine are installed (the slide mode registers what it needs).
-    sys.exit(run_tool('benchmark', register=False))
+    sys.exit(run_tool('benchmark', register='none'))

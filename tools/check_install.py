@@ -7,4 +7,4 @@ import sys
 from mmseg_internvit.apis.errors import run_tool
 
 if __name__ == '__main__':
-    sys.exit(run_tool('check_install', register=False))
+    sys.exit(run_tool('check_install', register='none'))

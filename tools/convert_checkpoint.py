@@ -10,4 +10,4 @@ import sys
 from mmseg_internvit.apis.errors import run_tool
 
 if __name__ == '__main__':
-    sys.exit(run_tool('convert_checkpoint'))
+    sys.exit(run_tool('convert_checkpoint', register='checkpoint_io'))

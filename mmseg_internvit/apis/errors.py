@@ -42,7 +42,7 @@ def one_line(error: BaseException) -> str:
     return ' '.join(part.strip() for part in text.splitlines() if part.strip())
 
 
-def run_tool(tool: str, argv: Optional[Sequence[str]] = None, register: bool = True) -> int:
+def run_tool(tool: str, argv: Optional[Sequence[str]] = None, register: str = 'all') -> int:
     """Start ``tools/<tool>.py``: register, then run ``mmseg_internvit.apis.<tool>.main``
     with user errors turned into the one-line style.
 
@@ -55,15 +55,23 @@ def run_tool(tool: str, argv: Optional[Sequence[str]] = None, register: bool = T
     Args:
         tool: Module name in :mod:`mmseg_internvit.apis`, e.g. ``'train'``.
         argv: Arguments (default: ``sys.argv[1:]``).
-        register: False for tools that need no model stack (the dataset
-            tools run with numpy and Pillow alone).
+        register: ``'all'``: :func:`register_all_modules`; ``'checkpoint_io'``:
+            only :func:`~mmseg_internvit.registration.prepare_checkpoint_io`
+            (the checkpoint tools build no model); ``'none'`` for tools that
+            need no model stack (the dataset tools run with numpy and Pillow
+            alone).
 
     Returns:
         The tool's exit status (2 for a user error).
     """
-    if register:
+    if register == 'all':
         from mmseg_internvit import register_all_modules
         register_all_modules()
+    elif register == 'checkpoint_io':
+        from mmseg_internvit.registration import prepare_checkpoint_io
+        prepare_checkpoint_io()
+    elif register != 'none':
+        raise ValueError(f"register={register!r}: use 'all', 'checkpoint_io' or 'none'")
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         main = importlib.import_module(f'mmseg_internvit.apis.{tool}').main

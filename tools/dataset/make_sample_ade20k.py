@@ -8,4 +8,4 @@ import sys
 from mmseg_internvit.apis.errors import run_tool
 
 if __name__ == '__main__':
-    sys.exit(run_tool('make_sample_ade20k', register=False))
+    sys.exit(run_tool('make_sample_ade20k', register='none'))
