@@ -2,7 +2,9 @@
 
 Performance is never asserted here: timings only need to be positive.
 """
+import contextlib
 import importlib.metadata
+import io
 import json
 import os
 import subprocess
@@ -29,23 +31,36 @@ def run_tool(*args, expect_ok=True, pythonpath=REPO):
     return proc
 
 
-def run_in_process(capsys, *args):
-    """The tool's main in this process: argument checks need no fresh interpreter
-    (the tests above run the command line itself)."""
+def start_in_process(*args) -> int:
+    """The tool's main in this process, as ``tools/benchmark.py`` starts it (its
+    command line itself is run by the tests that need a fresh interpreter: hidden
+    libraries, compilation, peers). torch's thread count is restored."""
     from mmseg_internvit.apis.errors import run_tool as start
     threads = torch.get_num_threads()
     try:
-        code = start('benchmark', [str(a) for a in args], register='none')
+        return start('benchmark', [str(a) for a in args], register='none')
     except SystemExit as exit_:  # argparse's own errors
-        code = exit_.code
+        return exit_.code
     finally:
         torch.set_num_threads(threads)
+
+
+def run_in_process(capsys, *args):
+    code = start_in_process(*args)
     return code, capsys.readouterr().err
 
 
-def run_json(tmp_path, *args):
+def run_json(tmp_path, *args, fresh_process=False):
+    """The tool's JSON result: in this process unless ``fresh_process`` (a fresh
+    interpreter costs ~7 s of imports on a 2-core machine, the tiny runs far less)."""
     path = tmp_path / 'result.json'
-    run_tool(*args, '--json', str(path))
+    if fresh_process:
+        run_tool(*args, '--json', str(path))
+    else:
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            code = start_in_process(*args, '--json', path)
+        assert code == 0, err.getvalue()
     return json.loads(path.read_text())
 
 
@@ -179,7 +194,8 @@ def test_windows_default_to_the_detection_shape(tmp_path):
 def test_plot_written(tmp_path):
     pytest.importorskip('matplotlib')
     png = tmp_path / 'plot.png'
-    run_tool('--arch', TINY_JSON, '--sizes', '28', '56', '--plot', str(png), *FAST)
+    assert start_in_process('--arch', TINY_JSON, '--sizes', '28', '56', '--plot', png,
+                            *FAST) == 0
     assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
 
 
@@ -264,7 +280,7 @@ def test_compiled_and_transformers_on_the_same_weights(tmp_path):
     pytest.importorskip('transformers')
     png = tmp_path / 'sweep.png'
     result = run_json(tmp_path, '--arch', TINY_JSON, '--sizes', '56', '84x70', '--compile',
-                      '--peer', 'transformers', '--plot', str(png), *FAST)
+                      '--peer', 'transformers', '--plot', str(png), *FAST, fresh_process=True)
     names = [(r['variant'], r['height'], r['width']) for r in result['runs']]
     assert names == [(v, *size) for size in ((56, 56), (84, 70))
                      for v in ('eager', 'compiled', 'transformers')]
@@ -291,7 +307,7 @@ def test_peers_in_the_checkpointed_training_step(tmp_path):
     upstream.write_text(UPSTREAM_STANDIN)
     result = run_json(tmp_path, '--mode', 'train', '--with-cp', '--arch', TINY_JSON,
                       '--sizes', '56', '84', '--peer', 'transformers', '--peer', 'upstream',
-                      '--peer-file', str(upstream), *FAST)
+                      '--peer-file', str(upstream), *FAST, fresh_process=True)
     runs = result['runs']
     assert [r['variant'] for r in runs] == ['eager', 'transformers', 'upstream'] * 2
     for run in runs:
