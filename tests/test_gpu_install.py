@@ -2,6 +2,7 @@
 would build and where it keeps the wheel, and the offline bundle's wheel parts."""
 import hashlib
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -265,6 +266,7 @@ def test_lane_dry_run_plans_every_phase_within_the_budget(tmp_path):
     tests = ['tests-backbone', 'tests-segmentation', 'install-deepspeed', 'tests-distributed']
     assert steps == ['install', 'build-mmcv', 'bench-fwd-b8', 'bench-train-cp-b2',
                      'bench-fwd-b1', 'bench-train-cp-b1', 'bench-train-cp-b8', 'bench-sweep-b1',
+                     'bench-det-train-cp-b1',
                      'check-install', 'tests-at-once', *tests]
     assert '(in the background during bench)' in proc.stdout
     assert '--mode forward --arch 6b --dtype bfloat16 --device cuda --batch 8' in proc.stdout
@@ -307,7 +309,7 @@ def test_lane_dry_run_plans_every_phase_within_the_budget(tmp_path):
     extra = lane('--dry-run', '--only', 'bench', '--bench', 'extra', '--bundle', bundle,
                  '--out', tmp_path / 'e')
     assert [line.split()[0] for line in extra.stdout.splitlines()] == \
-        ['bench-train-cp-b1', 'bench-train-cp-b8', 'bench-sweep-b1']
+        ['bench-train-cp-b1', 'bench-train-cp-b8', 'bench-sweep-b1', 'bench-det-train-cp-b1']
     # A dry run writes nothing.
     assert not any((tmp_path / d).exists() for d in ('out', 'o', 'f', 'u', 's', 'e'))
 
@@ -496,3 +498,37 @@ def test_lane_judges_the_upstream_target_on_one_process_where_it_can():
     (same,) = [t for t in lane_summary.check_targets(beside) if 'upstream' in t['target']]
     assert same['target'].endswith('(same process)') and same['met']
     assert same['value'] == pytest.approx(453.7 / 225.0)
+
+
+def test_lane_judges_the_detection_shape_on_its_windows_row(tmp_path):
+    """The lane's det-train-cp-b1 row (--windows both): windowed against global attention
+    in one run, judged on the speed-up and the peak activation memory ratio the
+    benchmark's own comparison reports. A tiny arch on the CPU here, in this process."""
+    from mmseg_internvit.apis.errors import run_tool
+    spec = importlib.util.spec_from_file_location(
+        'lane_summary', os.path.join(ROOT, 'tools', 'gpu', 'lane_summary.py'))
+    lane_summary = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lane_summary)
+    arch = json.dumps(dict(embed_dims=64, num_layers=2, num_heads=4, feedforward_channels=256,
+                           qk_normalization=True, norm_type='rms', qkv_bias=False,
+                           layer_scale_init=0.1, pretrain_size=56))
+    (tmp_path / 'bench').mkdir()
+    path = tmp_path / 'bench' / 'det-train-cp-b1.json'
+    threads = torch.get_num_threads()
+    try:
+        assert run_tool('benchmark', ['--mode', 'train', '--with-cp', '--windows', 'both',
+                                      '--arch', arch, '--size', '56', '70', '--window-size', '2',
+                                      '--global-blocks', '1', '--warmup', '1', '--repeats', '2',
+                                      '--threads', '1', '--json', str(path)],
+                        register='none') == 0
+    finally:
+        torch.set_num_threads(threads)
+    (comparison,) = json.loads(path.read_text())['comparisons']
+    targets = {t['target']: t for t in lane_summary.check_targets(
+        lane_summary.read_bench(str(tmp_path)))}
+    speed = targets['6B train+cp 1024 windows speed-up over global']
+    assert speed['value'] == pytest.approx(comparison['speedup'])
+    assert speed['met'] == (comparison['speedup'] >= 1.5) and speed['bound'] == '>= 1.5x'
+    memory = targets['6B train+cp 1024 windows peak activation memory vs global']
+    assert memory['value'] == pytest.approx(comparison['peak_memory_ratio'])
+    assert memory['met'] == (memory['value'] <= 0.5)

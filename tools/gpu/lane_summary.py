@@ -34,7 +34,8 @@ def read_bench(run_dir: str) -> List[dict]:
         result = json.load(open(path))
         for r in result['runs']:
             # The reference: our eager run of that size (with --compile or --peer the
-            # tool names it 'eager'; alone, after its attention, e.g. 'sdpa').
+            # tool names it 'eager'; alone, after its attention, e.g. 'sdpa'; with
+            # --windows both, 'global').
             same_size = [e for e in result['runs'] if e['height'] == r['height']
                          and e['width'] == r['width']]
             eager = next((e for e in same_size if e['variant'] == 'eager'), same_size[0])
@@ -46,6 +47,7 @@ def read_bench(run_dir: str) -> List[dict]:
                 vs_gemm=r['gemm_ratio'], vs_eager=eager['time_s']['median'] / r['time_s']['median'],
                 first_step_s=r['first_step_s'], compile_s=r.get('compile_s'),
                 relative_diff=(r.get('agreement') or {}).get('relative_diff'),
+                peak_delta_bytes=r['peak_memory']['peak_delta_bytes'],
                 concurrent_build=concurrent,
                 device=result['environment'].get('cuda_device', 'cpu'),
                 profile=r.get('profile')))
@@ -88,6 +90,16 @@ def check_targets(bench: List[dict]) -> List[dict]:
         where = 'same process' if beside else 'across processes'
         target(f'6B train+cp b2 compiled speed-up over upstream ({where})',
                upstream['median_ms'] / fast['median_ms'], '>= 2.0x', 2.0)
+    # The detection shape: windowed against global attention, same weights and process.
+    det = {r['variant']: r for r in bench if r['row'] == 'det-train-cp-b1'}
+    window = next((r for v, r in det.items() if v.startswith('window')), None)
+    if window and 'global' in det:
+        target('6B train+cp 1024 windows speed-up over global', window['vs_eager'],
+               '>= 1.5x', 1.5)
+        if det['global']['peak_delta_bytes'] > 0:
+            ratio = window['peak_delta_bytes'] / det['global']['peak_delta_bytes']
+            targets.append(dict(target='6B train+cp 1024 windows peak activation memory vs '
+                                       'global', value=ratio, bound='<= 0.50', met=ratio <= 0.5))
     return targets
 
 

@@ -228,6 +228,9 @@ bench_rows() {
     bench_row train-cp-b8 train 8 --with-cp --size 504 504 "${peers[@]}"
     bench_row sweep-b1 forward 1 --sizes 224 448 504 672 896 "${peers[@]}" \
       --warmup 1 --repeats 3 --plot "$RUN_DIR/bench/sweep-b1.png"
+    # The detection configs' backbone: 1024 px, 14-token windows with 4 global
+    # blocks against all-global attention on the same weights (--windows both).
+    bench_row det-train-cp-b1 train 1 --with-cp --windows both
   fi
 }
 
