@@ -68,6 +68,42 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+REPO_WORK_DIRS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                              'work_dirs')
+
+
+def _repo_work_dirs() -> set:
+    return set(os.listdir(REPO_WORK_DIRS)) if os.path.isdir(REPO_WORK_DIRS) else set()
+
+
+def pytest_sessionstart(session):
+    if not hasattr(session.config, 'workerinput'):  # the run itself, not an xdist worker
+        session.config.stash[_WORK_DIRS_BEFORE] = _repo_work_dirs()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the run where a test wrote into the repository's work_dirs/.
+
+    Tests write into their temporary folders; mmengine writes into
+    ``./work_dirs`` wherever a runner or strategy is built without a
+    ``work_dir`` (its default), which would leave logs in a user's checkout.
+    """
+    before = session.config.stash.get(_WORK_DIRS_BEFORE, None)
+    if before is None:
+        return
+    new = sorted(_repo_work_dirs() - before)
+    if new:
+        reporter = session.config.pluginmanager.get_plugin('terminalreporter')
+        if reporter is not None:
+            reporter.write_line('')
+            reporter.write_line(f'error: the tests wrote into {REPO_WORK_DIRS}: {new} '
+                                '(give the runner or strategy a temporary work_dir)', red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_WORK_DIRS_BEFORE = pytest.StashKey[set]()
+
+
 @pytest.fixture(autouse=True)
 def _forget_mm_loggers():
     """Drop mmengine's logger instances after each test.

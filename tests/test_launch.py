@@ -48,7 +48,7 @@ def test_fsdp_with_amp_on_cpu():
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='CPU adaptations only')
-def test_cpu_multi_process_adaptations():
+def test_cpu_multi_process_adaptations(tmp_path):
     cfg = _cfg(launcher='pytorch')
     launch.adapt_to_cpu(cfg)
     assert cfg.model.decode_head.norm_cfg.type == 'BN'
@@ -66,7 +66,7 @@ def test_cpu_multi_process_adaptations():
         assert full[key].rank0_only is True and full[key].offload_to_cpu is False
     from mmengine.registry import STRATEGIES
     from torch.distributed.fsdp import FullStateDictConfig, StateDictType
-    built = STRATEGIES.build(dict(fsdp.strategy, model_wrapper=None))
+    built = STRATEGIES.build(dict(fsdp.strategy, model_wrapper=None, work_dir=str(tmp_path)))
     assert built.state_dict_type == StateDictType.FULL_STATE_DICT
     assert isinstance(built.state_dict_config, FullStateDictConfig)
     assert built.state_dict_config.offload_to_cpu is False
@@ -83,7 +83,7 @@ def test_cpu_multi_process_adaptations():
                                           offload_to_cpu=False)
     assert kept.optim_state_dict_config == dict(type='FullOptimStateDictConfig',
                                                 rank0_only=False)
-    built = STRATEGIES.build(dict(own.strategy, model_wrapper=None))
+    built = STRATEGIES.build(dict(own.strategy, model_wrapper=None, work_dir=str(tmp_path)))
     assert built.state_dict_config.offload_to_cpu is False
     assert built.state_dict_config.rank0_only is False
     # Local state dicts have nothing to offload: unchanged.

@@ -81,7 +81,7 @@ def test_layout_difference_in_words():
 
 
 @pytest.fixture(scope='module')
-def one_process_runs():
+def one_process_runs(tmp_path_factory):
     """ONE_PROCESS_SCRIPT's cases in one process, rank 0 of a one-process group (gloo):
     their results by name. The two configs build two mmengine DeepSpeedStrategy objects in
     that process (mmengine 0.10.7 alone raised KeyError at the second; register_all_modules
@@ -93,8 +93,10 @@ def one_process_runs():
         port = s.getsockname()[1]
     env = dict(os.environ, OMP_NUM_THREADS='1', RANK='0', LOCAL_RANK='0', WORLD_SIZE='1',
                MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
-    out = subprocess.run([sys.executable, '-c', ONE_PROCESS_SCRIPT], capture_output=True,
-                         text=True, cwd=ROOT, env=env)
+    # The strategies' logs go to a temporary work_dir (mmengine's default is ./work_dirs).
+    work_dir = tmp_path_factory.mktemp('strategy_logs')
+    out = subprocess.run([sys.executable, '-c', ONE_PROCESS_SCRIPT, str(work_dir)],
+                         capture_output=True, text=True, cwd=ROOT, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -152,7 +154,7 @@ ONE_PROCESS_SCRIPT = textwrap.dedent('''
         # before deepspeed.initialize.
         cfg = Config.fromfile(
             f'configs/smoke/linear_internvit-tiny-{stage}_2xb2-300_ade20k-sample-112x112.py')
-        strategy = STRATEGIES.build(cfg.strategy)
+        strategy = STRATEGIES.build(dict(cfg.strategy, work_dir=sys.argv[1]))
         strategy._setup_distributed = lambda *args, **kwargs: None  # the group above
         strategy.prepare(MODELS.build(cfg.model), optim_wrapper=cfg.optim_wrapper,
                          dispatch_kwargs=dict(max_iters=10))
