@@ -58,6 +58,16 @@ def test_bad_arch_and_dtype():
     assert InternViT(arch=TINY_6B_STYLE, dtype='bf16').dtype == torch.bfloat16
     with pytest.raises(ValueError, match='init_cfg must be None or'):
         InternViT(arch=TINY_6B_STYLE, init_cfg=dict(type='Kaiming'))
+    with pytest.raises(ValueError, match=r"drop_path_rate must be in \[0, 1\) .*got 1\.5"):
+        InternViT(arch=TINY_6B_STYLE, drop_path_rate=1.5)
+
+
+@pytest.mark.parametrize('shape', [(3, 56, 56), (1, 1, 56, 56), (1, 56, 56, 3)])
+def test_images_must_be_batches_of_rgb(tiny_model, shape):
+    # A single image without its batch axis, a grey or a channels-last batch.
+    with pytest.raises(ValueError, match=r'expects images \(B, 3, H, W\), got a tensor of '
+                                         rf'shape \({", ".join(map(str, shape))}\)'):
+        tiny_model(torch.randn(*shape))
 
 
 def test_presets_have_upstream_shapes():

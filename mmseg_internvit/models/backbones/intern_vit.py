@@ -111,9 +111,13 @@ class InternViT(BaseModule):
             if not isinstance(value, bool):
                 raise TypeError(f'InternViT {name} must be True or False, got {value!r} '
                                 f'({type(value).__name__})')
+        if not 0 <= drop_path_rate < 1:
+            raise ValueError(f'drop_path_rate must be in [0, 1) (the last block\'s stochastic '
+                             f'depth), got {drop_path_rate!r}')
         self.embed_dims = s['embed_dims']
         self.num_layers = s['num_layers']
         self.patch_size = patch_size
+        self.in_channels = in_channels
         self.frozen = frozen
         self.with_cp = with_cp
         self.dtype = to_torch_dtype(dtype)
@@ -310,6 +314,9 @@ class InternViT(BaseModule):
             ``(tokens, grid)``: tokens ``(B, num_prefix_tokens + h * w, C)``
             and the patch grid ``(h, w) = (ceil(H / 14), ceil(W / 14))``.
         """
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f'InternViT expects images (B, {self.in_channels}, H, W), got a '
+                             f'tensor of shape {tuple(x.shape)}')
         with self._autocast(x.device), \
                 torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
             # The parameters' dtype, not self.dtype: DeepSpeed bf16 and FSDP
