@@ -101,6 +101,15 @@ def test_bad_arguments_are_reported():
     with pytest.raises(ValueError, match='num_heads=5'):
         InternViTAdapter(vit=dict(arch=dict(TINY_6B_STYLE)), interaction_indexes=[[0, 3]],
                          deform_num_heads=5)
+    with pytest.raises(ValueError, match=r'drop_path_rate must be in \[0, 1\).*got -0\.1'):
+        InternViTAdapter(vit=dict(arch=dict(TINY_6B_STYLE)), interaction_indexes=[[0, 3]],
+                         drop_path_rate=-0.1)
+
+
+def test_images_without_a_batch_axis_are_refused(adapter):
+    with pytest.raises(ValueError, match=r'expects images \(B, 3, H, W\), got a tensor of '
+                                         r'shape \(3, 112, 112\)'):
+        adapter(torch.randn(3, 112, 112))
 
 
 def test_reference_points_align_pixels_across_strides():

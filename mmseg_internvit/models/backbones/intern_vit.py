@@ -15,6 +15,20 @@ from ..layers import InternViTBlock, PatchEmbed, RMSNorm, resize_pos_embed
 from .arch_zoo import resolve_arch
 
 
+def check_drop_path_rate(rate: float) -> None:
+    """Refuse a stochastic-depth rate outside [0, 1) (DropPath would scale by 1 / (1 - rate))."""
+    if not 0 <= rate < 1:
+        raise ValueError(f'drop_path_rate must be in [0, 1) (the last block\'s stochastic '
+                         f'depth), got {rate!r}')
+
+
+def check_images(x: torch.Tensor, in_channels: int) -> None:
+    """Refuse what is not a batch of images ``(B, in_channels, H, W)``, by its shape."""
+    if x.dim() != 4 or x.shape[1] != in_channels:
+        raise ValueError(f'InternViT expects images (B, {in_channels}, H, W), got a tensor '
+                         f'of shape {tuple(x.shape)}')
+
+
 @MODELS.register_module()
 class InternViT(BaseModule):
     """InternViT backbone returning NCHW feature maps of chosen blocks.
@@ -111,9 +125,7 @@ class InternViT(BaseModule):
             if not isinstance(value, bool):
                 raise TypeError(f'InternViT {name} must be True or False, got {value!r} '
                                 f'({type(value).__name__})')
-        if not 0 <= drop_path_rate < 1:
-            raise ValueError(f'drop_path_rate must be in [0, 1) (the last block\'s stochastic '
-                             f'depth), got {drop_path_rate!r}')
+        check_drop_path_rate(drop_path_rate)
         self.embed_dims = s['embed_dims']
         self.num_layers = s['num_layers']
         self.patch_size = patch_size
@@ -314,9 +326,7 @@ class InternViT(BaseModule):
             ``(tokens, grid)``: tokens ``(B, num_prefix_tokens + h * w, C)``
             and the patch grid ``(h, w) = (ceil(H / 14), ceil(W / 14))``.
         """
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f'InternViT expects images (B, {self.in_channels}, H, W), got a '
-                             f'tensor of shape {tuple(x.shape)}')
+        check_images(x, self.in_channels)
         with self._autocast(x.device), \
                 torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
             # The parameters' dtype, not self.dtype: DeepSpeed bf16 and FSDP

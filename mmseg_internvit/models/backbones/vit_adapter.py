@@ -15,7 +15,7 @@ from ..layers.deform_attn import (DeformableCrossAttention, Shape, grid_centers,
                                   level_layout, reference_points, split_levels)
 from ..layers.interaction import DeformInputs, Extractor, Injector
 from ..layers.spm import SpatialPriorModule
-from .intern_vit import InternViT
+from .intern_vit import InternViT, check_drop_path_rate, check_images
 
 SPM_STRIDES = (8, 16, 32)  # strides of the SPM levels the interactions use
 
@@ -130,6 +130,7 @@ class InternViTAdapter(BaseModule):
                  with_cp: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        check_drop_path_rate(drop_path_rate)
         vit = {k: v for k, v in dict(vit).items() if k not in ('type', 'out_indices')}
         self.vit = InternViT(**vit)
         dim = self.vit.embed_dims
@@ -231,6 +232,7 @@ class InternViTAdapter(BaseModule):
         return inject, extract
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        check_images(x, self.vit.in_channels)
         B = x.shape[0]
         c1, *levels = self.spm(x)
         level_shapes = [tuple(m.shape[-2:]) for m in levels]
