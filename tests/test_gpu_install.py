@@ -478,14 +478,19 @@ def test_lane_summary_keeps_what_tests_recorded(tmp_path):
     assert f"largest other: {other['name'][:60]}" in text and 'triton_poi' not in text
 
 
+def load_lane_summary():
+    """tools/gpu/lane_summary.py as a module (it is a script, not part of the package)."""
+    spec = importlib.util.spec_from_file_location(
+        'lane_summary', os.path.join(ROOT, 'tools', 'gpu', 'lane_summary.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_lane_judges_the_upstream_target_on_one_process_where_it_can():
     """The compiled step timed beside upstream (the lane's upstream row has --compile)
     is what the 2.0x target is judged on; a run without it falls back to the core row."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'lane_summary', os.path.join(ROOT, 'tools', 'gpu', 'lane_summary.py'))
-    lane_summary = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(lane_summary)
+    lane_summary = load_lane_summary()
 
     def row(name, variant, ms):
         return dict(row=name, variant=variant, size='504x504', median_ms=ms, vs_gemm=0.88)
@@ -504,25 +509,14 @@ def test_lane_judges_the_detection_shape_on_its_windows_row(tmp_path):
     """The lane's det-train-cp-b1 row (--windows both): windowed against global attention
     in one run, judged on the speed-up and the peak activation memory ratio the
     benchmark's own comparison reports. A tiny arch on the CPU here, in this process."""
-    from mmseg_internvit.apis.errors import run_tool
-    spec = importlib.util.spec_from_file_location(
-        'lane_summary', os.path.join(ROOT, 'tools', 'gpu', 'lane_summary.py'))
-    lane_summary = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(lane_summary)
-    arch = json.dumps(dict(embed_dims=64, num_layers=2, num_heads=4, feedforward_channels=256,
-                           qk_normalization=True, norm_type='rms', qkv_bias=False,
-                           layer_scale_init=0.1, pretrain_size=56))
+    from test_benchmark import TINY_JSON, start_in_process
+    lane_summary = load_lane_summary()
     (tmp_path / 'bench').mkdir()
     path = tmp_path / 'bench' / 'det-train-cp-b1.json'
-    threads = torch.get_num_threads()
-    try:
-        assert run_tool('benchmark', ['--mode', 'train', '--with-cp', '--windows', 'both',
-                                      '--arch', arch, '--size', '56', '70', '--window-size', '2',
-                                      '--global-blocks', '1', '--warmup', '1', '--repeats', '2',
-                                      '--threads', '1', '--json', str(path)],
-                        register='none') == 0
-    finally:
-        torch.set_num_threads(threads)
+    assert start_in_process('--mode', 'train', '--with-cp', '--windows', 'both',
+                            '--arch', TINY_JSON, '--size', '56', '70', '--window-size', '2',
+                            '--global-blocks', '1', '--warmup', '1', '--repeats', '2',
+                            '--threads', '1', '--json', path) == 0
     (comparison,) = json.loads(path.read_text())['comparisons']
     targets = {t['target']: t for t in lane_summary.check_targets(
         lane_summary.read_bench(str(tmp_path)))}
