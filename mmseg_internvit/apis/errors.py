@@ -9,6 +9,7 @@ a bug and keeps its traceback.
 import importlib
 import re
 import sys
+import traceback
 from types import FrameType
 from typing import Iterator, Optional, Sequence
 
@@ -136,10 +137,7 @@ def _is_unknown_config_argument(error: TypeError) -> bool:
 
 def _frames(error: BaseException) -> Iterator[FrameType]:
     """The frames of ``error``'s traceback, outermost first."""
-    tb = error.__traceback__
-    while tb is not None:
-        yield tb.tb_frame
-        tb = tb.tb_next
+    return (frame for frame, _ in traceback.walk_tb(error.__traceback__))
 
 
 def _in_file(frame: FrameType, file_suffix: str) -> bool:
