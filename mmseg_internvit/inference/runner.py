@@ -1,5 +1,5 @@
 """Segment many files and write label maps, overlays, probabilities and areas."""
-import os
+import contextlib
 import os.path as osp
 import sys
 import time
@@ -12,6 +12,7 @@ from mmengine.utils import ProgressBar
 from mmseg.structures import SegDataSample
 from mmseg.visualization import SegLocalVisualizer
 
+from mmseg_internvit.atomic_io import remove_path
 from .image_io import ImageReadError, read_image
 from .inputs import InputImage
 from .segmenter import Segmenter
@@ -113,15 +114,9 @@ def write_outputs(segmenter: Segmenter, result, rgb: np.ndarray, out_base: str,
             written.append(path)
     except BaseException:
         for path in written:
-            _remove_quietly(path)
+            with contextlib.suppress(OSError):  # the original error is the one to report
+                remove_path(path)
         raise
-
-
-def _remove_quietly(path: str) -> None:
-    try:
-        os.remove(path)
-    except OSError:
-        pass  # the original error is the one to report
 
 
 def run_inference(segmenter: Segmenter, images: List[InputImage], out_dir: str,
