@@ -219,6 +219,10 @@ def test_a_tool_that_succeeds_closes_its_process_group(tmp_path, monkeypatch):
     assert calls == ['barrier', 'destroy_process_group']
     assert run_tool('distributed_stand_in', ['other'], register='none') == 3  # status kept
     assert not dist.is_initialized()
+    # An unknown set-up is a programming error, raised before the tool runs.
+    with pytest.raises(ValueError, match="register='checkpoints': use 'all', 'checkpoint_io' "
+                                         "or 'none'"):
+        run_tool('distributed_stand_in', ['ok'], register='checkpoints')
 
 
 def test_head_and_dataset_class_counts_are_compared(monkeypatch):
