@@ -36,7 +36,11 @@ def checkpoint_block(block: nn.Module, x: torch.Tensor, grid: Tuple[int, int]) -
     (the compiler recomputes the block in its backward graph); eagerly it is
     torch's non-reentrant checkpoint.
     """
-    return cp.checkpoint(block, x, grid, use_reentrant=False)
+    # The grid through a closure, not as an argument of the checkpoint: a
+    # traced checkpoint guards on its int arguments (torch 2.11 recompiled for
+    # every image size), while a closure's grid is only guarded where used
+    # (windowed blocks).
+    return cp.checkpoint(lambda tokens: block(tokens, grid), x, use_reentrant=False)
 
 
 @MODELS.register_module()
