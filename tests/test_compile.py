@@ -251,10 +251,7 @@ def test_inference_compile_reaches_the_vit_of_plain_and_adapter_backbones():
 @pytest.mark.parametrize('strategy', ['zero2', 'single'])
 def test_distributed_training_with_compiled_checkpointed_blocks(tmp_path, sample_ade20k, strategy):
     """DeepSpeed ZeRO-2, and plain DDP ('single' under torchrun), on 2 CPU processes
-    with compile=True and with_cp=True (under DDP dynamo's DDP optimizer also
-    splits each compiled graph, which holds the traced checkpoint, into
-    gradient buckets).
-    """
+    with compile=True and with_cp=True."""
     from test_distributed import CONFIGS, SMOKE, options, torchrun, train_losses
     config = os.path.join(SMOKE, CONFIGS[strategy])
     torchrun('train.py', config, '--work-dir', tmp_path, *options(

@@ -37,9 +37,9 @@ def checkpoint_block(block: nn.Module, x: torch.Tensor, grid: Tuple[int, int]) -
     torch's non-reentrant checkpoint.
     """
     # The grid through a closure, not as an argument of the checkpoint: a
-    # traced checkpoint guards on its int arguments (torch 2.11 recompiled for
-    # every image size), while a closure's grid is only guarded where used
-    # (windowed blocks).
+    # traced checkpoint guards on its int arguments (torch 2.11 recompiled at
+    # the second image size), while a closure's grid is only guarded where
+    # used (windowed blocks).
     return cp.checkpoint(lambda tokens: block(tokens, grid), x, use_reentrant=False)
 
 
