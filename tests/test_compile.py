@@ -117,19 +117,29 @@ def test_checkpointed_training_through_compiled_blocks():
     assert unique_graphs() == 1  # one training graph for both sizes
 
 
-def test_checkpoint_is_traced_inside_the_compiled_graph():
-    """With checkpointing the compiled graph holds the checkpoint (the compiler recomputes)."""
+def recording_aot_eager():
+    """A backend that compiles as ``aot_eager`` and keeps each dynamo graph it is given."""
     from torch._dynamo.backends.registry import lookup_backend
     graphs = []
 
-    def recording_backend(gm, example_inputs):
+    def backend(gm, example_inputs):
         graphs.append(gm)
         return lookup_backend('aot_eager')(gm, example_inputs)
 
-    eager, compiled = eager_and_compiled(recording_backend, out_indices=[1, 3])
-    _assert_same_training(eager, compiled, SIZES[:1], atol=1e-5)
+    return backend, graphs
+
+
+def holds_traced_checkpoint(graphs) -> bool:
     targets = [node.target for gm in graphs for node in gm.graph.nodes]
-    assert torch.ops.higher_order.tag_activation_checkpoint in targets
+    return torch.ops.higher_order.tag_activation_checkpoint in targets
+
+
+def test_checkpoint_is_traced_inside_the_compiled_graph():
+    """With checkpointing the compiled graph holds the checkpoint (the compiler recomputes)."""
+    backend, graphs = recording_aot_eager()
+    eager, compiled = eager_and_compiled(backend, out_indices=[1, 3])
+    _assert_same_training(eager, compiled, SIZES[:1], atol=1e-5)
+    assert holds_traced_checkpoint(graphs)
 
 
 def test_drop_path_masks_survive_the_compiled_recompute():
@@ -183,6 +193,24 @@ def test_drop_path_gradients_match_finite_differences_with_inductor():
             p.sub_(2 * eps * direction[n])
     minus = loss().item()
     assert analytic == pytest.approx((plus - minus) / (2 * eps), rel=1e-5)
+
+
+def test_adapter_trains_its_vit_through_compiled_checkpointed_blocks():
+    """The adapter runs the ViT's blocks in slices between interactions (run_blocks)."""
+    from test_vit_adapter import build_adapter
+    eager, compiled = (build_adapter(frozen=False, vit=dict(with_cp=True)) for _ in range(2))
+    compiled.load_state_dict(eager.state_dict())
+    backend, graphs = recording_aot_eager()
+    compiled.vit.compile_blocks(backend=backend)
+    x = torch.randn(2, 3, 70, 84)
+    (outs_e, grads_e), (outs_c, grads_c) = (_train_step(m.train(), x) for m in (eager, compiled))
+    for e, g in zip(outs_e, outs_c):
+        torch.testing.assert_close(g, e, atol=1e-5, rtol=1e-5)
+    vit_grads = [name for name in grads_e if name.startswith('vit.blocks.')]
+    assert vit_grads  # the ViT is trained, not frozen
+    for name, grad in grads_e.items():
+        torch.testing.assert_close(grads_c[name], grad, atol=1e-5, rtol=1e-5, msg=name)
+    assert len(graphs) == 1 and holds_traced_checkpoint(graphs)
 
 
 @pytest.mark.slow
