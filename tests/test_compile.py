@@ -68,6 +68,23 @@ def test_one_graph_serves_every_block_and_image_size():
     assert 'recompiles' not in counters or not counters['recompiles']
 
 
+@pytest.mark.parametrize('with_cp', [False, True])
+def test_blocks_with_different_drop_path_rates_share_one_graph(with_cp):
+    """Stochastic depth differs per block (0 .. 0.4): still one training graph.
+
+    A rate inside the block would be a constant to specialize on: one graph per
+    block, and past torch's recompile limit (8) the remaining blocks of a
+    48-block 6B would silently run uncompiled.
+    """
+    _, compiled = eager_and_compiled('aot_eager', arch=dict(TINY_6B_STYLE, num_layers=12),
+                                     drop_path_rate=0.4, with_cp=with_cp)
+    compiled.train()
+    for size in SIZES[:2]:
+        compiled(torch.randn(2, 3, *size))[0].sum().backward()
+    assert unique_graphs() == 1
+    assert 'recompiles' not in counters or not counters['recompiles']
+
+
 def test_compile_changes_no_parameter_name():
     eager = build_tiny()
     compiled = build_tiny(compile=True)

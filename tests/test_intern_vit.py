@@ -122,6 +122,34 @@ def test_drop_path_is_active_in_train_only():
     assert not torch.allclose(a, b)
 
 
+def test_drop_path_scales_are_timm_factors():
+    from mmseg_internvit.models.layers import drop_path_scales
+    torch.manual_seed(0)
+    attn, mlp = drop_path_scales(torch.zeros(4000, 5, 8), 0.25)
+    for scale in (attn, mlp):
+        assert scale.shape == (4000, 1, 1)
+        kept = scale != 0
+        torch.testing.assert_close(scale[kept], torch.full_like(scale[kept], 1 / 0.75))
+        assert abs(1 - kept.float().mean().item() - 0.25) < 0.05
+    assert not torch.equal(attn, mlp)  # two draws
+    ones = drop_path_scales(torch.zeros(3, 5, 8), 0.0)
+    assert all(torch.equal(s, torch.ones(3, 1, 1)) for s in ones) and ones[0] is not ones[1]
+
+
+def test_block_scales_its_residual_branches():
+    model = build_tiny()
+    block = model.blocks[1]
+    x = torch.randn(2, 17, TINY_6B_STYLE['embed_dims'])
+    ones, zeros = torch.ones(2, 1, 1), torch.zeros(2, 1, 1)
+    torch.testing.assert_close(block(x, (4, 4), (zeros, zeros)), x, atol=0, rtol=0)
+    torch.testing.assert_close(block(x, (4, 4), (ones, ones)), block(x, (4, 4)))
+    # Sample 0 dropped, sample 1 kept (and scaled by 2) in both branches.
+    half = torch.tensor([0.0, 2.0]).view(2, 1, 1)
+    out = block(x, (4, 4), (half, half))
+    torch.testing.assert_close(out[0], x[0], atol=0, rtol=0)
+    assert not torch.allclose(out[1], block(x, (4, 4))[1])
+
+
 def test_bf16_dtype_outputs_fp32():
     model = build_tiny()
     ref = model(torch.randn(1, 3, 56, 56))

@@ -11,7 +11,7 @@ from timm.layers import LayerScale, trunc_normal_
 
 from mmseg_internvit.dtypes import to_torch_dtype
 from mmseg_internvit.registry import MODELS
-from ..layers import InternViTBlock, PatchEmbed, RMSNorm, resize_pos_embed
+from ..layers import InternViTBlock, PatchEmbed, RMSNorm, drop_path_scales, resize_pos_embed
 from .arch_zoo import resolve_arch
 
 
@@ -29,8 +29,11 @@ def check_images(x: torch.Tensor, in_channels: int) -> None:
                          f'of shape {tuple(x.shape)}')
 
 
-def checkpoint_block(block: nn.Module, x: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:
-    """Run ``block(x, grid)`` keeping only its input for the backward, which recomputes it.
+def checkpoint_block(block: nn.Module, x: torch.Tensor, grid: Tuple[int, int],
+                     drop_scales: Optional[Tuple[torch.Tensor, torch.Tensor]] = None
+                     ) -> torch.Tensor:
+    """Run ``block(x, grid, drop_scales)`` keeping only its inputs for the backward, which
+    recomputes the block.
 
     Under ``torch.compile`` the checkpoint is traced into the compiled graph
     (the compiler recomputes the block in its backward graph); eagerly it is
@@ -40,7 +43,8 @@ def checkpoint_block(block: nn.Module, x: torch.Tensor, grid: Tuple[int, int]) -
     # traced checkpoint guards on its int arguments (torch 2.11 recompiled at
     # the second image size), while a closure's grid is only guarded where
     # used (windowed blocks).
-    return cp.checkpoint(lambda tokens: block(tokens, grid), x, use_reentrant=False)
+    return cp.checkpoint(lambda tokens: block(tokens, grid, drop_scales), x,
+                         use_reentrant=False)
 
 
 @MODELS.register_module()
@@ -146,6 +150,7 @@ class InternViT(BaseModule):
         self.in_channels = in_channels
         self.frozen = frozen
         self.with_cp = with_cp
+        self.drop_path_rate = drop_path_rate
         self.dtype = to_torch_dtype(dtype)
         self.autocast_dtype = _low_precision(autocast_dtype)
         self.out_indices = self._normalize_out_indices(out_indices)
@@ -366,7 +371,10 @@ class InternViT(BaseModule):
         """Run blocks ``start .. end - 1`` (Python slice bounds) on tokens.
 
         Each block is checkpointed when :meth:`set_grad_checkpointing` is on
-        and autograd records it (its input requires grad).
+        and autograd records it (its input requires grad). In training with
+        ``drop_path_rate > 0`` the blocks' stochastic-depth factors are drawn
+        here (:func:`drop_path_scales`), outside the blocks, so compiled
+        blocks of different rates share one graph.
 
         Args:
             x: Tokens ``(B, num_prefix_tokens + h * w, C)`` from
@@ -385,10 +393,14 @@ class InternViT(BaseModule):
                 if compiled:
                     # One graph for every token count, not one per image size.
                     torch._dynamo.maybe_mark_dynamic(x, 1)
+                # Every block gets factors when any block drops (the first one's
+                # are ones): one graph for all, whatever their rates.
+                scales = (drop_path_scales(x, block.drop_path_rate)
+                          if block.training and self.drop_path_rate > 0 else None)
                 if self.with_cp and torch.is_grad_enabled() and x.requires_grad:
-                    x = checkpoint(block, x, grid)
+                    x = checkpoint(block, x, grid, scales)
                 else:
-                    x = block(x, grid)
+                    x = block(x, grid, scales)
         return x
 
     def _autocast(self, device: torch.device) -> ContextManager:

@@ -4,7 +4,7 @@ from typing import Optional, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from timm.layers import DropPath, LayerScale, Mlp
+from timm.layers import LayerScale, Mlp, drop_path
 
 from .attention import Attention, WindowAttention
 from .norm import build_norm
@@ -34,8 +34,33 @@ class PatchEmbed(nn.Module):
         return x.flatten(2).transpose(1, 2), (x.shape[2], x.shape[3])
 
 
+def drop_path_scales(x: torch.Tensor, rate: float) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Stochastic-depth factors of one block's two residual branches, for the batch of ``x``.
+
+    Each is timm's ``drop_path`` applied to ones of shape ``(B, 1, ..., 1)``: 0 for
+    a dropped sample, ``1 / (1 - rate)`` for a kept one (ones when ``rate`` is 0).
+    They are drawn by the caller of the block, outside any compiled region and
+    any checkpoint: blocks that differ only in their rate then share one
+    compiled graph (a rate inside the block is a constant that torch.compile
+    specializes on, one graph per block), and a checkpoint's recomputation
+    multiplies by the very same masks.
+
+    Args:
+        x: The block's input tokens ``(B, N, C)``.
+        rate: The block's stochastic-depth rate.
+    """
+    shape = (x.shape[0],) + (1,) * (x.dim() - 1)
+    # Two tensors even at rate 0 (where drop_path returns its input): one
+    # tensor passed twice would compile a graph of its own.
+    return tuple(drop_path(x.new_ones(shape), rate, training=True) for _ in range(2))
+
+
 class InternViTBlock(nn.Module):
     """Pre-norm transformer block with layer scale and stochastic depth.
+
+    Stochastic depth takes factors from the caller (``drop_scales`` of
+    :meth:`forward`, drawn with :func:`drop_path_scales` from
+    ``drop_path_rate``), as :meth:`InternViT.run_blocks` does in training.
 
     Args:
         dim: Token width.
@@ -65,9 +90,16 @@ class InternViTBlock(nn.Module):
         self.norm2 = build_norm(norm_type, dim)
         self.mlp = Mlp(dim, hidden_features=mlp_hidden, act_layer=nn.GELU)
         self.ls2 = LayerScale(dim, init_values=layer_scale_init)
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.drop_path_rate = drop_path
 
-    def forward(self, x: torch.Tensor, grid: Optional[Tuple[int, int]] = None) -> torch.Tensor:
-        """Tokens ``(B, N, C)`` of the patch grid ``grid`` (needed by windowed blocks)."""
-        x = x + self.drop_path(self.ls1(self.attn(self.norm1(x), grid)))
-        return x + self.drop_path(self.ls2(self.mlp(self.norm2(x))))
+    def forward(self, x: torch.Tensor, grid: Optional[Tuple[int, int]] = None,
+                drop_scales: Optional[Tuple[torch.Tensor, torch.Tensor]] = None) -> torch.Tensor:
+        """Tokens ``(B, N, C)`` of the patch grid ``grid`` (needed by windowed blocks).
+
+        ``drop_scales``: per-sample factors of the attention and MLP branches
+        (:func:`drop_path_scales`); None keeps both branches whole.
+        """
+        attn = self.ls1(self.attn(self.norm1(x), grid))
+        x = x + (attn if drop_scales is None else attn * drop_scales[0])
+        mlp = self.ls2(self.mlp(self.norm2(x)))
+        return x + (mlp if drop_scales is None else mlp * drop_scales[1])
