@@ -8,6 +8,7 @@ generation. The inductor training and windowed checks are marked slow.
 """
 import os
 
+import numpy as np
 import pytest
 import torch
 from torch._dynamo.utils import counters
@@ -254,17 +255,20 @@ def _config(name):
     return Config.fromfile(os.path.join(root, 'configs', name))
 
 
-@pytest.mark.parametrize('config,combination', [
-    ('internvit_300m/upernet_internvit-300m-zero3_8xb2-80k_ade20k-504x504.py', 'DeepSpeed ZeRO-3'),
-    ('internvit_300m/upernet_internvit-300m-fsdp_8xb2-80k_ade20k-504x504.py', 'FSDP'),
-])
-def test_compile_refused_with_zero3_and_fsdp(config, combination):
+def test_compile_refused_with_zero3_and_with_fsdp_flat_parameters():
     from mmseg_internvit.apis.launch import check_compile_fits_strategy
-    cfg = _config(config)
-    check_compile_fits_strategy(cfg)  # not compiled: nothing to refuse
-    cfg.model.backbone.compile = True
-    with pytest.raises(ValueError, match=f'compile=True cannot be combined with {combination}'):
-        check_compile_fits_strategy(cfg)
+    zero3 = _config('internvit_300m/upernet_internvit-300m-zero3_8xb2-80k_ade20k-504x504.py')
+    check_compile_fits_strategy(zero3)  # not compiled: nothing to refuse
+    zero3.model.backbone.compile = True
+    with pytest.raises(ValueError, match='compile=True cannot be combined with DeepSpeed ZeRO-3'):
+        check_compile_fits_strategy(zero3)
+    fsdp = _config('internvit_300m/upernet_internvit-300m-fsdp_8xb2-80k_ade20k-504x504.py')
+    fsdp.model.backbone.compile = True
+    check_compile_fits_strategy(fsdp)  # use_orig_params=True, as the FSDP configs set it
+    fsdp.strategy.model_wrapper.use_orig_params = False
+    with pytest.raises(ValueError, match='compile=True under FSDP needs '
+                                         'strategy.model_wrapper.use_orig_params=True'):
+        check_compile_fits_strategy(fsdp)
 
 
 def test_compile_allowed_with_zero2_and_ddp():
@@ -306,3 +310,27 @@ def test_distributed_training_with_compiled_checkpointed_blocks(tmp_path, sample
     checkpoint = tmp_path / 'iter_4.pth'
     # DeepSpeed saves a folder, mmengine's runner one file.
     assert checkpoint.is_dir() if strategy == 'zero2' else checkpoint.is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('with_cp', ['strategy', 'backbone'])
+def test_fsdp_trains_compiled_blocks_like_eager(tmp_path, sample_ade20k, with_cp):
+    """FSDP (one unit per block, use_orig_params) on 2 CPU processes: compiled blocks
+    train as the eager ones do, with FSDP's activation checkpointing (as the 6B FSDP
+    configs) or the backbone's (then checkpointed around each FSDP unit)."""
+    from test_distributed import CONFIGS, SMOKE, options, torchrun, train_losses
+    config = os.path.join(SMOKE, CONFIGS['fsdp'])
+    checkpointing = (
+        ['strategy.activation_checkpointing.check_fn=mmseg_internvit.is_internvit_block']
+        if with_cp == 'strategy' else ['model.backbone.with_cp=True'])
+    losses = {}
+    for compiled in (False, True):
+        work = tmp_path / f'compile_{compiled}'
+        torchrun('train.py', config, '--work-dir', work, *options(
+            sample_ade20k, 4, [f'model.backbone.compile={compiled}', 'randomness.seed=0',
+                               *checkpointing]))
+        losses[compiled] = train_losses(work)
+        assert (work / 'iter_4.pth').is_file()
+    assert len(losses[True]) == 4
+    # Same data, weights and drop-path draws; compiled kernels round differently.
+    np.testing.assert_allclose(losses[True], losses[False], rtol=2e-3)

@@ -110,8 +110,9 @@ class InternViT(BaseModule):
             structure share one compiled graph, and the token count is
             marked dynamic so a new image size reuses it. Same outputs as
             eager; the first forward (and the first backward) pays the
-            compilation. Not for DeepSpeed ZeRO-3 or FSDP (the tools refuse
-            those combinations, see docs/benchmarks.md).
+            compilation. Not for DeepSpeed ZeRO-3, nor for FSDP without
+            ``use_orig_params=True`` (the tools refuse those combinations,
+            see the README's "Compiled blocks").
         init_cfg: ``dict(type='Pretrained', checkpoint=PATH)`` loads any
             supported checkpoint format (see ``mmseg_internvit.checkpoint``).
     """
@@ -398,7 +399,10 @@ class InternViT(BaseModule):
                 scales = (drop_path_scales(x, block.drop_path_rate)
                           if block.training and self.drop_path_rate > 0 else None)
                 if self.with_cp and torch.is_grad_enabled() and x.requires_grad:
-                    x = checkpoint(block, x, grid, scales)
+                    # A block wrapped by FSDP is checkpointed eagerly around its
+                    # wrapper: the compiled checkpoint would trace FSDP's hooks.
+                    x = (checkpoint if isinstance(block, InternViTBlock)
+                         else checkpoint_block)(block, x, grid, scales)
                 else:
                     x = block(x, grid, scales)
         return x
