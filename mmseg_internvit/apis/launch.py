@@ -203,8 +203,8 @@ def check_compile_fits_strategy(cfg: Config) -> None:
     block would have to trace. FSDP without ``use_orig_params=True`` hands the
     blocks its flat parameters; with it (as this package's FSDP configs do)
     the compiled blocks see the original parameters and train (tested on 2
-    CPU processes, and on one GPU with NCCL in the GPU lane). Plain runs, DDP
-    and ZeRO-1/2 keep whole parameters and are fine.
+    CPU processes; the GPU lane has an NCCL case). Plain runs, DDP and
+    ZeRO-1/2 keep whole parameters and are fine.
     """
     vit = internvit_config((cfg.get('model') or {}).get('backbone'))
     if not vit or not vit.get('compile'):
