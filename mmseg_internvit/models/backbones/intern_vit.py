@@ -5,46 +5,16 @@ from typing import ContextManager, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-import torch.utils.checkpoint as cp
 from mmengine.model import BaseModule
 from timm.layers import LayerScale, trunc_normal_
 
 from mmseg_internvit.dtypes import to_torch_dtype
 from mmseg_internvit.registry import MODELS
-from ..layers import InternViTBlock, PatchEmbed, RMSNorm, drop_path_scales, resize_pos_embed
+from ..layers import (InternViTBlock, PatchEmbed, RMSNorm, checkpoint_block, drop_path_scales,
+                      resize_pos_embed)
 from .arch_zoo import resolve_arch
-
-
-def check_drop_path_rate(rate: float) -> None:
-    """Refuse a stochastic-depth rate outside [0, 1) (DropPath would scale by 1 / (1 - rate))."""
-    if not 0 <= rate < 1:
-        raise ValueError(f'drop_path_rate must be in [0, 1) (the last block\'s stochastic '
-                         f'depth), got {rate!r}')
-
-
-def check_images(x: torch.Tensor, in_channels: int) -> None:
-    """Refuse what is not a batch of images ``(B, in_channels, H, W)``, by its shape."""
-    if x.dim() != 4 or x.shape[1] != in_channels:
-        raise ValueError(f'InternViT expects images (B, {in_channels}, H, W), got a tensor '
-                         f'of shape {tuple(x.shape)}')
-
-
-def checkpoint_block(block: nn.Module, x: torch.Tensor, grid: Tuple[int, int],
-                     drop_scales: Optional[Tuple[torch.Tensor, torch.Tensor]] = None
-                     ) -> torch.Tensor:
-    """Run ``block(x, grid, drop_scales)`` keeping only its inputs for the backward, which
-    recomputes the block.
-
-    Under ``torch.compile`` the checkpoint is traced into the compiled graph
-    (the compiler recomputes the block in its backward graph); eagerly it is
-    torch's non-reentrant checkpoint.
-    """
-    # The grid through a closure, not as an argument of the checkpoint: a
-    # traced checkpoint guards on its int arguments (torch 2.11 recompiled at
-    # the second image size), while a closure's grid is only guarded where
-    # used (windowed blocks).
-    return cp.checkpoint(lambda tokens: block(tokens, grid, drop_scales), x,
-                         use_reentrant=False)
+from .intern_vit_args import (block_window_sizes, check_drop_path_rate, check_images,
+                              check_init_cfg, low_precision_dtype, normalize_block_indexes)
 
 
 @MODELS.register_module()
@@ -134,7 +104,7 @@ class InternViT(BaseModule):
                  compile: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=None)
-        self.pretrained_cfg = _check_init_cfg(init_cfg)
+        self.pretrained_cfg = check_init_cfg(init_cfg)
         self.arch_settings = resolve_arch(
             arch, (self.pretrained_cfg or {}).get('checkpoint'), patch_size)
         s = self.arch_settings
@@ -153,7 +123,7 @@ class InternViT(BaseModule):
         self.with_cp = with_cp
         self.drop_path_rate = drop_path_rate
         self.dtype = to_torch_dtype(dtype)
-        self.autocast_dtype = _low_precision(autocast_dtype)
+        self.autocast_dtype = low_precision_dtype(autocast_dtype)
         self.out_indices = self._normalize_out_indices(out_indices)
         if pos_embed_grid is not None:
             if isinstance(pos_embed_grid, bool) or not isinstance(pos_embed_grid, int):
@@ -388,7 +358,6 @@ class InternViT(BaseModule):
             The tokens after the blocks, same shape.
         """
         compiled = self.blocks_compiled and not torch.compiler.is_compiling()
-        checkpoint = self._compiled_checkpoint if compiled else checkpoint_block
         with self._autocast(x.device):
             for block in self.blocks[start:end]:
                 if compiled:
@@ -399,10 +368,12 @@ class InternViT(BaseModule):
                 scales = (drop_path_scales(x, block.drop_path_rate)
                           if block.training and self.drop_path_rate > 0 else None)
                 if self.with_cp and torch.is_grad_enabled() and x.requires_grad:
-                    # A block wrapped by FSDP is checkpointed eagerly around its
-                    # wrapper: the compiled checkpoint would trace FSDP's hooks.
-                    x = (checkpoint if isinstance(block, InternViTBlock)
-                         else checkpoint_block)(block, x, grid, scales)
+                    # The compiled checkpoint for a bare block only: around one
+                    # wrapped by FSDP it would trace FSDP's hooks.
+                    checkpoint = (self._compiled_checkpoint
+                                  if compiled and isinstance(block, InternViTBlock)
+                                  else checkpoint_block)
+                    x = checkpoint(block, x, grid, scales)
                 else:
                     x = block(x, grid, scales)
         return x
@@ -433,68 +404,6 @@ class InternViT(BaseModule):
         patches = tokens[:, self.num_prefix_tokens:]
         # shape[0], not len(): an exported graph keeps the batch dynamic.
         return patches.transpose(1, 2).reshape(tokens.shape[0], -1, *grid).to(out_dtype)
-
-
-def normalize_block_indexes(indexes: Sequence[int], num_layers: int, name: str) -> List[int]:
-    """Block indexes (negative from the end) as 0-based ints, in the given order.
-
-    Args:
-        indexes: Indexes to check.
-        num_layers: Number of blocks.
-        name: Argument name for the error message.
-    """
-    result = []
-    for index in indexes:
-        if isinstance(index, bool) or not isinstance(index, int) \
-                or not -num_layers <= index < num_layers:
-            raise ValueError(f'{name} entry {index!r} is out of range for {num_layers} blocks '
-                             f'(use integers -{num_layers}..{num_layers - 1})')
-        result.append(index % num_layers)
-    return result
-
-
-def block_window_sizes(window_size: Optional[int], global_attn_indexes: Sequence[int],
-                       num_layers: int) -> List[Optional[int]]:
-    """Each block's attention window (None: global), after checking the arguments.
-
-    Args:
-        window_size: Window side in tokens, or None for global attention.
-        global_attn_indexes: 0-based blocks that stay global.
-        num_layers: Number of blocks.
-    """
-    if window_size is None:
-        if global_attn_indexes:
-            raise ValueError(f'global_attn_indexes={list(global_attn_indexes)} needs '
-                             'window_size: set window_size (e.g. 14) or drop global_attn_indexes')
-        return [None] * num_layers
-    if isinstance(window_size, bool) or not isinstance(window_size, int) or window_size < 1:
-        raise ValueError('window_size must be a positive int (tokens per window side, e.g. 14) '
-                         f'or None for global attention; got {window_size!r}')
-    return [None if i in global_attn_indexes else window_size for i in range(num_layers)]
-
-
-def _low_precision(autocast_dtype: Optional[str]) -> Optional[torch.dtype]:
-    """The torch dtype of an ``autocast_dtype`` argument (None: no autocast)."""
-    if autocast_dtype is None:
-        return None
-    try:
-        dtype = to_torch_dtype(autocast_dtype)
-    except ValueError:
-        dtype = None
-    if dtype not in (torch.bfloat16, torch.float16):
-        raise ValueError("InternViT autocast_dtype must be None, 'bfloat16' or 'float16', "
-                         f'got {autocast_dtype!r}')
-    return dtype
-
-
-def _check_init_cfg(init_cfg: Optional[dict]) -> Optional[dict]:
-    if init_cfg is None:
-        return None
-    if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained' \
-            and init_cfg.get('checkpoint'):
-        return dict(init_cfg)
-    raise ValueError("InternViT init_cfg must be None or dict(type='Pretrained', "
-                     f"checkpoint=PATH); got {init_cfg!r}")
 
 
 def num_tokens(height: int, width: int, patch_size: int = 14) -> int:

@@ -15,7 +15,8 @@ from ..layers.deform_attn import (DeformableCrossAttention, Shape, grid_centers,
                                   level_layout, reference_points, split_levels)
 from ..layers.interaction import DeformInputs, Extractor, Injector
 from ..layers.spm import SpatialPriorModule
-from .intern_vit import InternViT, check_drop_path_rate, check_images
+from .intern_vit import InternViT
+from .intern_vit_args import check_drop_path_rate, check_images
 
 SPM_STRIDES = (8, 16, 32)  # strides of the SPM levels the interactions use
 

@@ -4,6 +4,7 @@ from typing import Optional, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torch.utils.checkpoint as cp
 from timm.layers import LayerScale, Mlp, drop_path
 
 from .attention import Attention, WindowAttention
@@ -53,6 +54,24 @@ def drop_path_scales(x: torch.Tensor, rate: float) -> Tuple[torch.Tensor, torch.
     # Two tensors even at rate 0 (where drop_path returns its input): one
     # tensor passed twice would compile a graph of its own.
     return tuple(drop_path(x.new_ones(shape), rate, training=True) for _ in range(2))
+
+
+def checkpoint_block(block: nn.Module, x: torch.Tensor, grid: Tuple[int, int],
+                     drop_scales: Optional[Tuple[torch.Tensor, torch.Tensor]] = None
+                     ) -> torch.Tensor:
+    """Run ``block(x, grid, drop_scales)`` keeping only its inputs for the backward, which
+    recomputes the block.
+
+    Under ``torch.compile`` the checkpoint is traced into the compiled graph
+    (the compiler recomputes the block in its backward graph); eagerly it is
+    torch's non-reentrant checkpoint.
+    """
+    # The grid through a closure, not as an argument of the checkpoint: a
+    # traced checkpoint guards on its int arguments (torch 2.11 recompiled at
+    # the second image size), while a closure's grid is only guarded where
+    # used (windowed blocks).
+    return cp.checkpoint(lambda tokens: block(tokens, grid, drop_scales), x,
+                         use_reentrant=False)
 
 
 class InternViTBlock(nn.Module):
