@@ -6,6 +6,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -31,7 +32,10 @@ def _free_port():
 
 def _run(cmd):
     env = dict(os.environ, OMP_NUM_THREADS='1')
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+    # A throwaway working directory: mmengine's distributed result collection
+    # leaves an empty ./.dist_test behind, which must not land in the checkout.
+    with tempfile.TemporaryDirectory() as cwd:
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
     return out.stdout + out.stderr
 
