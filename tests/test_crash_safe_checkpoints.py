@@ -82,9 +82,11 @@ def start(wrapper, tool_args, config=SMOKE, launcher=None):
                config, *tool_args, '--launcher', 'pytorch']
     env = dict(os.environ, PYTHONUNBUFFERED='1')  # log lines arrive as they are written
     log = Path(wrapper).with_name(f'run_{time.monotonic_ns()}.log')
+    # Run in the test's folder: under torchrun mmengine's result collection leaves
+    # an empty ./.dist_test behind, which must not land in the checkout.
     with open(log, 'w') as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, text=True,
-                                start_new_session=True, cwd=ROOT, env=env)
+                                start_new_session=True, cwd=Path(wrapper).parent, env=env)
     proc.log = log
     return proc
 
