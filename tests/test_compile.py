@@ -254,7 +254,7 @@ def _config(name):
 
 
 def test_compile_refused_with_zero3_and_with_fsdp_flat_parameters():
-    from mmseg_internvit.apis.launch import check_compile_fits_strategy
+    from mmseg_internvit.apis.strategy_checks import check_compile_fits_strategy
     zero3 = _config('internvit_300m/upernet_internvit-300m-zero3_8xb2-80k_ade20k-504x504.py')
     check_compile_fits_strategy(zero3)  # not compiled: nothing to refuse
     zero3.model.backbone.compile = True
@@ -270,7 +270,7 @@ def test_compile_refused_with_zero3_and_with_fsdp_flat_parameters():
 
 
 def test_compile_allowed_with_zero2_and_ddp():
-    from mmseg_internvit.apis.launch import check_compile_fits_strategy
+    from mmseg_internvit.apis.strategy_checks import check_compile_fits_strategy
     for name in ('internvit_300m/upernet_internvit-300m-zero2_8xb2-80k_ade20k-504x504.py',
                  'internvit_300m/upernet_internvit-300m_8xb2-80k_ade20k-504x504.py'):
         cfg = _config(name)

@@ -90,7 +90,7 @@ def assert_folder_checked_without_reassembly(config, folder, merged):
     from safetensors.torch import load_file
 
     from mmseg_internvit import register_all_modules
-    from mmseg_internvit.apis.launch import check_fits_before_loading
+    from mmseg_internvit.apis.resume import check_fits_before_loading
     from mmseg_internvit.checkpoint import consolidate
     from mmseg_internvit.checkpoint.model_loader import open_model_checkpoint
     register_all_modules()

@@ -6,7 +6,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mmseg_internvit.apis import launch
+from mmseg_internvit.apis import launch, resume, strategy_checks
 
 SMOKE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                      'configs', 'smoke')
@@ -23,20 +23,20 @@ def _cfg(**kwargs):
 
 def test_strategy_without_flexible_runner():
     with pytest.raises(ValueError, match="only used by runner_type='FlexibleRunner'"):
-        launch.check_strategy(_cfg(strategy=dict(type='DeepSpeedStrategy')))
+        strategy_checks.check_strategy(_cfg(strategy=dict(type='DeepSpeedStrategy')))
 
 
 def test_deepspeed_needs_its_optim_wrapper():
     cfg = _cfg(runner_type='FlexibleRunner', strategy=dict(type='DeepSpeedStrategy'))
     with pytest.raises(ValueError, match="DeepSpeedNoGradStepOptimWrapper"):
-        launch.check_strategy(cfg)
+        strategy_checks.check_strategy(cfg)
 
 
 def test_missing_deepspeed_is_named(monkeypatch):
-    monkeypatch.setattr(launch, 'find_spec', lambda name: None)
+    monkeypatch.setattr(strategy_checks, 'find_spec', lambda name: None)
     cfg = _cfg(runner_type='FlexibleRunner', strategy=dict(type='DeepSpeedStrategy'))
     with pytest.raises(ImportError, match='DeepSpeed, which is not installed'):
-        launch.check_strategy(cfg)
+        strategy_checks.check_strategy(cfg)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='the check is for CPU machines')
@@ -44,7 +44,7 @@ def test_fsdp_with_amp_on_cpu():
     cfg = _cfg(runner_type='FlexibleRunner', strategy=dict(type='FSDPStrategy'),
                optim_wrapper=dict(type='AmpOptimWrapper'))
     with pytest.raises(ValueError, match='AmpOptimWrapper needs a GPU'):
-        launch.check_strategy(cfg)
+        strategy_checks.check_strategy(cfg)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='CPU adaptations only')
@@ -134,33 +134,33 @@ def test_flexible_runner_checkpoint_checked_on_a_meta_copy(tmp_path):
     register_all_modules()
     cfg = Config.fromfile(os.path.join(SMOKE, 'linear_internvit-tiny-fsdp_2xb2-300_ade20k-'
                                        'sample-112x112.py'))
-    copy = launch.shape_model(cfg)
+    copy = resume.shape_model(cfg)
     assert all(p.is_meta for p in copy.parameters())
     state = init_model(cfg, None, device='cpu').state_dict()
     fits = tmp_path / 'fits.pth'
     torch.save({'state_dict': state}, fits)
-    launch.check_fits_before_loading(cfg, None, str(fits))
+    resume.check_fits_before_loading(cfg, None, str(fits))
     state['decode_head.conv_seg.weight'] = state['decode_head.conv_seg.weight'][:10]
     misfit = tmp_path / 'misfit.pth'
     torch.save({'state_dict': state}, misfit)
     with pytest.raises(CheckpointMismatchError, match=r'decode_head\.conv_seg\.weight has shape '
                        r'\(10, 96, 1, 1\) in the checkpoint but \(150, 96, 1, 1\)'):
-        launch.check_fits_before_loading(cfg, None, str(misfit))
+        resume.check_fits_before_loading(cfg, None, str(misfit))
     # Folders of FSDP local shards are the strategy's to load.
     shards = tmp_path / 'iter_2.pth'
     shards.mkdir()
     (shards / 'rank0.pth').write_bytes(b'')
-    launch.check_fits_before_loading(cfg, None, str(shards))
+    resume.check_fits_before_loading(cfg, None, str(shards))
     # Any other folder, or those shards for a config without FSDP (tools/test.py
     # drops the strategy), is refused before a runner writes into the work dir.
     from mmseg_internvit.checkpoint import CheckpointReadError
     cfg.pop('strategy')
     with pytest.raises(CheckpointReadError, match=r'iter_2\.pth is an FSDP checkpoint with '
                        r"per-rank local shards; train with strategy\.state_dict_cfg='full'"):
-        launch.check_fits_before_loading(cfg, None, str(shards))
+        resume.check_fits_before_loading(cfg, None, str(shards))
     with pytest.raises(CheckpointReadError, match=r'is a folder but neither a DeepSpeed '
                        r'checkpoint \(no \*model_states\.pt\) nor a model folder'):
-        launch.check_fits_before_loading(cfg, None, str(tmp_path))
+        resume.check_fits_before_loading(cfg, None, str(tmp_path))
 
 
 def test_shape_model_of_a_backbone_that_cannot_be_built_on_meta(tmp_path):
@@ -177,15 +177,15 @@ def test_shape_model_of_a_backbone_that_cannot_be_built_on_meta(tmp_path):
                       num_layers=2, num_heads=2, drop_path_rate=0.1),
         decode_head=dict(type='FCNHead', in_channels=16, channels=8, num_convs=1,
                          num_classes=3, in_index=-1))))
-    copy = launch.shape_model(cfg)
+    copy = resume.shape_model(cfg)
     assert copy.backbone.layers[1].ffn.layers[0][0].weight.shape == (64, 16)
     state = init_model(cfg, None, device='cpu').state_dict()
     path = tmp_path / 'vit.pth'
     torch.save({'state_dict': state}, path)
-    launch.check_fits_before_loading(cfg, None, str(path))
+    resume.check_fits_before_loading(cfg, None, str(path))
     cfg.model.decode_head.num_classes = 4
     with pytest.raises(CheckpointMismatchError, match='conv_seg'):
-        launch.check_fits_before_loading(cfg, None, str(path))
+        resume.check_fits_before_loading(cfg, None, str(path))
 
 
 def test_a_tool_that_succeeds_closes_its_process_group(tmp_path, monkeypatch):

@@ -14,7 +14,8 @@ from types import SimpleNamespace
 from typing import List, Optional
 
 from .errors import add_debug_flag
-from .launch import build_runner, enable_visualization, latest_checkpoint, load_config
+from .launch import build_runner, enable_visualization, load_config
+from .resume import latest_checkpoint
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(ROOT, 'configs', 'smoke',

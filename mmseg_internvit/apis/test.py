@@ -14,8 +14,9 @@ import os.path as osp
 from typing import List, Optional, Union
 
 from .errors import ToolError
-from .launch import (adapt_for_testing, add_common_args, build_runner, check_fits_before_loading,
-                     check_folder_argument, enable_visualization, load_config, unwrapped_model)
+from .launch import (adapt_for_testing, add_common_args, build_runner, check_folder_argument,
+                     enable_visualization, load_config, unwrapped_model)
+from .resume import check_fits_before_loading
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

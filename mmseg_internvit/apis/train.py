@@ -12,8 +12,9 @@ from typing import List, Optional
 import torch
 
 from .errors import ToolError, one_line, raised_in
-from .launch import (add_common_args, build_runner, check_fits_before_loading, check_load_from,
-                     load_config, load_file_at_model_init, resolve_resume)
+from .launch import add_common_args, build_runner, load_config
+from .resume import (check_fits_before_loading, check_load_from, load_file_at_model_init,
+                     resolve_resume)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
