@@ -33,24 +33,12 @@ model = dict(
     data_preprocessor=dict(
         batch_augments=[dict(type='BatchFixedSizePad', size=image_size, pad_mask=True)]))
 
-# The recipe's pipelines at 160 px.
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='RandomResize', scale=image_size, ratio_range=(0.1, 2.0), keep_ratio=True),
-    dict(type='RandomCrop', crop_type='absolute_range', crop_size=image_size,
-         recompute_bbox=True, allow_negative_crop=True),
-    dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-2, 1e-2)),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackDetInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=image_size, keep_ratio=True),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
-]
+# The recipe's pipelines (_base_: the recipe's values), every 1024-px size in
+# them (resize scale, crop) at 160 px.
+train_pipeline, test_pipeline = (
+    [dict(step, **{key: image_size for key in ('scale', 'crop_size') if key in step})
+     for step in pipeline]
+    for pipeline in (_base_.train_pipeline, _base_.test_pipeline))
 dataset_type = 'mmseg_internvit.CocoFormatDataset'
 train_dataloader = dict(
     batch_size=2, num_workers=0, persistent_workers=False,
