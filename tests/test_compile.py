@@ -271,11 +271,15 @@ def test_compile_refused_with_zero3_and_with_fsdp_flat_parameters():
 
 def test_compile_allowed_with_zero2_and_ddp():
     from mmseg_internvit.apis.strategy_checks import check_compile_fits_strategy
-    for name in ('internvit_300m/upernet_internvit-300m-zero2_8xb2-80k_ade20k-504x504.py',
-                 'internvit_300m/upernet_internvit-300m_8xb2-80k_ade20k-504x504.py'):
+    for name, zero_stage in (
+            ('internvit_300m/upernet_internvit-300m-zero2_8xb2-80k_ade20k-504x504.py', 2),
+            ('internvit_300m/upernet_internvit-300m_8xb2-80k_ade20k-504x504.py', None)):
         cfg = _config(name)
         cfg.model.backbone.compile = True
-        check_compile_fits_strategy(cfg)
+        # The strategies meant: DeepSpeed ZeRO-2, and none (plain DDP).
+        strategy = cfg.get('strategy') or {}
+        assert (strategy['zero_optimization']['stage'] if strategy else None) == zero_stage
+        check_compile_fits_strategy(cfg)  # a refusal would raise ValueError
 
 
 def test_inference_compile_reaches_the_vit_of_plain_and_adapter_backbones():
