@@ -22,6 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 LINEAR = str(ROOT / 'configs/smoke/linear_internvit-tiny_1xb4-300_ade20k-sample-112x112.py')
 UPERNET = str(ROOT / 'configs/smoke/upernet_internvit-tiny_1xb4-300_ade20k-sample-112x112.py')
 ZERO2 = str(ROOT / 'configs/smoke/linear_internvit-tiny-zero2_2xb2-300_ade20k-sample-112x112.py')
+ZERO3 = str(ROOT / 'configs/smoke/linear_internvit-tiny-zero3_2xb2-300_ade20k-sample-112x112.py')
+FSDP = str(ROOT / 'configs/smoke/linear_internvit-tiny-fsdp_2xb2-300_ade20k-sample-112x112.py')
 DETECTION = str(ROOT / 'configs/detection/smoke/'
                 'mask-rcnn_internvit-tiny-simplefpn_1xb2-lsj-12e_coco-format-160x160.py')
 DOC = ROOT / 'docs' / 'errors.md'
@@ -156,6 +158,18 @@ CASES = [
          r'the spelling: it takes interval, ',
          check=lambda f: not os.path.exists(os.path.join(f.work('h'), 'iter_2.pth'))
          or pytest.fail('trained')),
+    Case('compiled blocks with DeepSpeed ZeRO-3', 'train',
+         lambda f: [ZERO3, '--work-dir', f.work('c3'), *f.data_options(),
+                    'model.backbone.compile=True'],
+         r'model\.backbone compile=True cannot be combined with DeepSpeed ZeRO-3: .* Set '
+         r'compile=False',
+         check=lambda f: not os.path.exists(f.work('c3')) or pytest.fail('work dir made')),
+    Case('compiled blocks under FSDP without use_orig_params', 'train',
+         lambda f: [FSDP, '--work-dir', f.work('cf'), *f.data_options(),
+                    'model.backbone.compile=True', 'strategy.model_wrapper.use_orig_params=False'],
+         r'model\.backbone compile=True under FSDP needs '
+         r'strategy\.model_wrapper\.use_orig_params=True',
+         check=lambda f: not os.path.exists(f.work('cf')) or pytest.fail('work dir made')),
     Case('load_from: checkpoint of another config', 'train',
          lambda f: [UPERNET, '--work-dir', f.work('l'), *f.data_options(),
                     f'load_from={f.linear}'],
