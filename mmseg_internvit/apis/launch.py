@@ -16,7 +16,7 @@ from mmengine.registry import RUNNERS
 
 from .config_checks import check_runner_key_spelling, head_class_count_mismatch
 from .errors import add_debug_flag
-from .strategy_checks import check_strategy, uses_fsdp
+from .strategy_checks import check_strategy, uses_fsdp, zero_stage
 
 
 def add_common_args(parser) -> None:
@@ -216,14 +216,14 @@ def adapt_for_testing(cfg: Config, checkpoint: str) -> bool:
         None), False when the runner loads them from ``cfg.load_from``.
     """
     strategy = cfg.get('strategy') or {}
-    zero = strategy.get('zero_optimization') or {}
     if strategy and osp.isdir(checkpoint) and cfg.launcher != 'none':
-        if zero.get('stage', 0) == 3:
+        stage = zero_stage(cfg)
+        if stage == 3:
             raise ValueError(f'{checkpoint} is a ZeRO-3 folder: test it with one process '
                              '(tools/test.py reassembles it), or run '
                              'tools/consolidate_checkpoint.py first and test the file.')
-        if zero.get('stage', 0) in (1, 2):
-            zero['stage'] = 0
+        if stage in (1, 2):
+            strategy['zero_optimization']['stage'] = 0
             cfg.load_from = checkpoint
             return False
     if strategy:

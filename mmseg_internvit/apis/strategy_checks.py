@@ -25,9 +25,15 @@ def uses_fsdp(cfg: Config) -> bool:
     return strategy_type(cfg).endswith('FSDPStrategy')
 
 
+def zero_stage(cfg: Config) -> int:
+    """The ZeRO stage of the config's DeepSpeed strategy; 0 without one."""
+    return ((cfg.get('strategy') or {}).get('zero_optimization') or {}).get('stage', 0)
+
+
 def check_strategy(cfg: Config) -> None:
     """Fail at start-up, with what to change, for strategies that cannot run."""
     kind = strategy_type(cfg)
+    wrapper = cfg.get('optim_wrapper', {}).get('type', 'OptimWrapper')
     if kind and cfg.get('runner_type') != 'FlexibleRunner':
         raise ValueError(f"strategy={kind!r} is only used by runner_type='FlexibleRunner'; "
                          'add that line to the config')
@@ -36,17 +42,14 @@ def check_strategy(cfg: Config) -> None:
             raise ImportError('This config trains with DeepSpeed, which is not installed: '
                               '`pip install --no-build-isolation -r requirements-deepspeed.txt` '
                               '(make install does it), or use an FSDP config.')
-        wrapper = cfg.get('optim_wrapper', {}).get('type', 'OptimWrapper')
         if 'DeepSpeed' not in wrapper:
             raise ValueError(f"DeepSpeedStrategy needs optim_wrapper.type="
                              f"'DeepSpeedNoGradStepOptimWrapper' (or 'DeepSpeedOptimWrapper'), "
                              f'got {wrapper!r}')
     check_compile_fits_strategy(cfg)
-    if uses_fsdp(cfg):
-        wrapper = cfg.get('optim_wrapper', {}).get('type', 'OptimWrapper')
-        if wrapper == 'AmpOptimWrapper' and not torch.cuda.is_available():
-            raise ValueError('AmpOptimWrapper needs a GPU; on CPU use optim_wrapper.type='
-                             "'OptimWrapper' with FSDP's own mixed_precision")
+    if uses_fsdp(cfg) and wrapper == 'AmpOptimWrapper' and not torch.cuda.is_available():
+        raise ValueError('AmpOptimWrapper needs a GPU; on CPU use optim_wrapper.type='
+                         "'OptimWrapper' with FSDP's own mixed_precision")
 
 
 def check_compile_fits_strategy(cfg: Config) -> None:
@@ -62,8 +65,7 @@ def check_compile_fits_strategy(cfg: Config) -> None:
     vit = internvit_config((cfg.get('model') or {}).get('backbone'))
     if not vit or not vit.get('compile'):
         return
-    stage = ((cfg.get('strategy') or {}).get('zero_optimization') or {}).get('stage', 0)
-    if uses_deepspeed(cfg) and stage == 3:
+    if uses_deepspeed(cfg) and zero_stage(cfg) == 3:
         raise ValueError('model.backbone compile=True cannot be combined with DeepSpeed ZeRO-3: '
                          'its parameter gathering around each block does not work inside a '
                          'compiled block. Set compile=False (e.g. --cfg-options '
