@@ -143,6 +143,17 @@ CASES = [
                     'train_cfg.max_iters=abc'],
          r"IterBasedTrainLoop \(built from the config\): invalid literal for int\(\) with "
          r"base 10: 'abc'"),
+    Case('no training iteration', 'train',
+         lambda f: [LINEAR, '--work-dir', f.work('z'), *f.data_options(iters=0)],
+         r'linear_internvit-tiny_1xb4-300_ade20k-sample-112x112\.py: train_cfg\.max_iters=0 '
+         r'would train no iteration; give a whole number >= 1',
+         check=lambda f: not os.path.exists(f.work('z')) or pytest.fail('work dir made')),
+    Case('validation interval 0', 'train',
+         lambda f: [LINEAR, '--work-dir', f.work('vi'), *f.data_options(),
+                    'train_cfg.val_interval=0'],
+         r'train_cfg\.val_interval=0 is what the loop divides by to decide when to validate; '
+         r'give a whole number >= 1 .*; for no validation during training give one above',
+         check=lambda f: not os.path.exists(f.work('vi')) or pytest.fail('work dir made')),
     Case('data root does not exist', 'train',
          lambda f: [LINEAR, '--work-dir', f.work('d'), *f.data_options(str(f.root / 'no_data'))],
          r'ADE20KDataset \(built from the config\): .*No such file or directory: '

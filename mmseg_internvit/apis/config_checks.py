@@ -29,6 +29,28 @@ def check_runner_key_spelling(cfg: Config, config_path: str) -> None:
                              'give your own variable a name further from the runner\'s).')
 
 
+def check_training_schedule(cfg: Config, config_path: str) -> None:
+    """Stop on a training length or validation interval below 1.
+
+    mmengine's training loops take them as given: ``max_iters=0`` (or a
+    negative count) ends training before its first iteration and the run
+    exits 0 with nothing trained or saved; ``val_interval=0`` trains one
+    iteration and then divides by zero when it asks whether to validate.
+    Values that are not numbers are left to the loop (it names them).
+    """
+    train_cfg = cfg.get('train_cfg') or {}
+    for key, what in (('max_iters', 'would train no iteration'),
+                      ('max_epochs', 'would train no epoch'),
+                      ('val_interval', 'is what the loop divides by to decide when to '
+                                       'validate')):
+        value = train_cfg.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 1:
+            hint = ('; for no validation during training give one above the training '
+                    'length' if key == 'val_interval' else '')
+            raise ValueError(f'{config_path}: train_cfg.{key}={value} {what}; give a whole '
+                             f'number >= 1 (in the config or --cfg-options){hint}')
+
+
 def head_class_count_mismatch(cfg: Config) -> Optional[str]:
     """Say so when the decode head predicts another number of classes than a
     dataset of the config has; None when they agree or either is unknown.

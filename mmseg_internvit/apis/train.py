@@ -11,6 +11,7 @@ from typing import List, Optional
 
 import torch
 
+from .config_checks import check_training_schedule
 from .errors import ToolError, one_line, raised_in
 from .launch import add_common_args, build_runner, load_config
 from .resume import (check_fits_before_loading, check_load_from, load_file_at_model_init,
@@ -34,6 +35,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     :func:`~mmseg_internvit.apis.errors.run_tool`)."""
     args = parse_args(argv)
     cfg = load_config(args)
+    check_training_schedule(cfg, args.config)
     if args.amp:
         # mmengine's default optim wrapper is OptimWrapper.
         wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
