@@ -143,6 +143,9 @@ CASES = [
                     'train_cfg.max_iters=abc'],
          r"IterBasedTrainLoop \(built from the config\): invalid literal for int\(\) with "
          r"base 10: 'abc'"),
+    Case('config is a folder', 'train', lambda f: [str(f.root), '--work-dir', f.work('f')],
+         r'Config file .* is a folder; give the path of a config file \(a \.py in it\)',
+         check=lambda f: not os.path.exists(f.work('f')) or pytest.fail('work dir made')),
     Case('no training iteration', 'train',
          lambda f: [LINEAR, '--work-dir', f.work('z'), *f.data_options(iters=0)],
          r'linear_internvit-tiny_1xb4-300_ade20k-sample-112x112\.py: train_cfg\.max_iters=0 '

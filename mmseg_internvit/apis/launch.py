@@ -33,6 +33,9 @@ def add_common_args(parser) -> None:
 
 def load_config(args) -> Config:
     """Read the config, apply command-line overrides, set launcher and work_dir."""
+    if osp.isdir(args.config):
+        raise IsADirectoryError(f'Config file {args.config} is a folder; give the path of a '
+                                'config file (a .py in it)')
     if not osp.isfile(args.config):
         raise FileNotFoundError(f'Config file {args.config} does not exist.')
     try:
