@@ -250,6 +250,11 @@ CASES = [
     Case('a text file named .pth', 'convert_checkpoint',
          lambda f: [f.text_pth, str(f.root / 't.safetensors')],
          r"hello\.pth \(6 bytes\) is not a torch checkpoint: it starts with b'hello\\n'"),
+    # torch words this as a weights-only refusal and suggests weights_only=False.
+    Case('an image given as the checkpoint', 'infer',
+         lambda f: [LINEAR, f.image, f.image, '--out-dir', f.work('i')],
+         r"photo\.png \(\d+ bytes\) is not a torch checkpoint: it starts with b'\\x89PNG",
+         check=lambda f: not os.path.exists(f.work('i')) or pytest.fail('output made')),
     Case('output exists (no --overwrite)', 'export_onnx',
          lambda f: [LINEAR, f.linear, str(f.existing_onnx)],
          r'existing\.onnx exists; pass --overwrite to replace it',

@@ -221,14 +221,11 @@ def _open_torch(path: str) -> TensorSource:
 
 
 def _torch_load_error(path: str, exc: Exception) -> CheckpointReadError:
-    if 'weights_only' in str(exc) or 'Unsupported global' in str(exc):
-        return CheckpointReadError(
-            f'Cannot load {path} with torch.load(weights_only=True): {exc}. Weight files '
-            'are never unpickled unsafely; if you trust the file, re-save its state dict '
-            '(or convert it to safetensors) in a trusted environment.')
     size = os.path.getsize(path)
     with open(path, 'rb') as f:
         head = f.read(8)
+    # First what the file is: torch words the failure on any non-pickle (an
+    # image, say) as a weights-only refusal and suggests weights_only=False.
     if not head.startswith(_TORCH_FILE_STARTS):
         # The unpickler's own message for such a file says nothing useful ("101.").
         what = 'it is empty' if not head else f'it starts with {head!r}'
@@ -236,6 +233,11 @@ def _torch_load_error(path: str, exc: Exception) -> CheckpointReadError:
             f'{path} ({size} bytes) is not a torch checkpoint: {what}, not the zip archive '
             'or pickle that torch.save writes. Pass the checkpoint file itself (.pth, .pt, '
             '.bin or .safetensors); if this should be one, download or copy it again.')
+    if 'weights_only' in str(exc) or 'Unsupported global' in str(exc):
+        return CheckpointReadError(
+            f'Cannot load {path} with torch.load(weights_only=True): {exc}. Weight files '
+            'are never unpickled unsafely; if you trust the file, re-save its state dict '
+            '(or convert it to safetensors) in a trusted environment.')
     detail = str(exc).strip().rstrip('.') or type(exc).__name__
     return CheckpointReadError(
         f'Cannot read {path} ({size} bytes) as a torch checkpoint: {detail}. The file is '
