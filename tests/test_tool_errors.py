@@ -143,6 +143,21 @@ CASES = [
                     'train_cfg.max_iters=abc'],
          r"IterBasedTrainLoop \(built from the config\): invalid literal for int\(\) with "
          r"base 10: 'abc'"),
+    Case('misspelt model type', 'train',
+         lambda f: [LINEAR, '--work-dir', f.work('t'), *f.data_options(),
+                    'model.decode_head.type=FCNHeadd'],
+         r"type 'FCNHeadd' is not in the model registry: no imported package registers a "
+         r"class of that name; check its spelling .*; did you mean 'FCNHead'\?",
+         check=lambda f: not os.path.exists(os.path.join(f.work('t'), 'iter_4.pth'))
+         or pytest.fail('trained')),
+    # mmengine's optimizer constructor fails in inspect.signature(None) on its own.
+    Case('misspelt optimizer type', 'train',
+         lambda f: [LINEAR, '--work-dir', f.work('o'), *f.data_options(),
+                    'optim_wrapper.optimizer.type=AdamQ'],
+         r"optim_wrapper\.optimizer: type 'AdamQ' is not in the optimizer registry: .*; did you "
+         r"mean 'Adam'\?",
+         check=lambda f: not os.path.exists(os.path.join(f.work('o'), 'iter_4.pth'))
+         or pytest.fail('trained')),
     Case('config is a folder', 'train', lambda f: [str(f.root), '--work-dir', f.work('f')],
          r'Config file .* is a folder; give the path of a config file \(a \.py in it\)',
          check=lambda f: not os.path.exists(f.work('f')) or pytest.fail('work dir made')),
@@ -213,6 +228,11 @@ CASES = [
          lambda f: [ZERO2, str(f.broken_zero), '--work-dir', f.work('t6'), *f.data_options()],
          r'cannot read .*iter_4\.pth/mp_rank_00_model_states\.pt: .*the DeepSpeed checkpoint '
          r'is incomplete \(a run killed while saving\?\) or damaged'),
+    Case('misspelt transform type', 'test',
+         lambda f: [LINEAR, f.linear, *f.data_options(),
+                    'test_dataloader.dataset.pipeline.0.type=LoadImageFromFil'],
+         r"type 'LoadImageFromFil' is not in the transform registry: .*; did you mean "
+         r"'LoadImageFromFile'\?"),
     Case('--tta with a config without TTA', 'test',
          lambda f: [DETECTION, f.linear, '--tta', '--work-dir', f.work('t5')],
          r'--tta needs tta_model and tta_pipeline .*mask-rcnn.*has no tta_model or tta_pipeline'),

@@ -2,7 +2,7 @@
 would be ignored or would quietly change what is measured."""
 import difflib
 import inspect
-from typing import Optional
+from typing import List, Optional
 
 from mmengine.config import Config
 
@@ -27,6 +27,44 @@ def check_runner_key_spelling(cfg: Config, config_path: str) -> None:
             raise ValueError(f'{config_path}: the top-level key {key!r} is no runner setting '
                              f'and would be ignored; did you mean {near[0]!r}? Rename it (or '
                              'give your own variable a name further from the runner\'s).')
+
+
+def registered_names(registry) -> List[str]:
+    """Every name in ``registry``'s tree: its root's and all scopes' below it (a
+    config may name a class of another package's scope as ``mmdet.X``)."""
+    root = registry
+    while root.parent is not None:
+        root = root.parent
+    names, todo = set(), [root]
+    while todo:
+        current = todo.pop()
+        names.update(current.module_dict)
+        todo.extend(current.children.values())
+    return sorted(names)
+
+
+def unknown_type_message(name: str, registry) -> str:
+    """What to say about a config ``type`` that ``registry`` cannot find."""
+    bare = name.rsplit('.', 1)[-1]
+    near = difflib.get_close_matches(bare, registered_names(registry), n=1, cutoff=0.8)
+    hint = f"; did you mean {near[0]!r}?" if near else ''
+    return (f'type {name!r} is not in the {registry.name} registry: no imported package '
+            'registers a class of that name; check its spelling in the config or in '
+            f'--cfg-options (a class of your own needs custom_imports){hint}')
+
+
+def check_optimizer_type(cfg: Config) -> None:
+    """Stop on an ``optim_wrapper.optimizer.type`` no registry holds.
+
+    mmengine's optimizer wrapper constructor looks the type up without checking
+    the result and fails inside ``inspect.signature(None)`` ("None is not a
+    callable object"), naming neither the type nor the key. Call this after the
+    runner is built: DeepSpeed's optimizers are registered with its strategy.
+    """
+    from mmengine.registry import OPTIMIZERS
+    name = ((cfg.get('optim_wrapper') or {}).get('optimizer') or {}).get('type')
+    if isinstance(name, str) and OPTIMIZERS.get(name) is None:
+        raise ValueError(f'optim_wrapper.optimizer: {unknown_type_message(name, OPTIMIZERS)}')
 
 
 def check_training_schedule(cfg: Config, config_path: str) -> None:

@@ -112,6 +112,9 @@ def _user_message(error: BaseException) -> Optional[str]:
             # data folder) does not say which part of the config gave the value.
             text = f'{built} (built from the config): {text}'
         return text
+    unknown = _unknown_config_type(error)
+    if unknown is not None:
+        return unknown
     if isinstance(error, TypeError) and _is_unknown_config_argument(error):
         return (f'{one_line(error)}: the config gives this class an argument it does not take; '
                 'check the spelling of that key in the config or in --cfg-options')
@@ -127,12 +130,30 @@ NUM_CLASS_CHECK = 'mmdet/engine/hooks/num_class_check_hook.py'
 # constructor's TypeError with the class named.
 BUILD_FROM_CONFIG = 'mmengine/registry/build_functions.py'
 _UNKNOWN_ARGUMENT = re.compile(r"got an unexpected keyword argument '\w+'")
+# mmengine's words for a type it cannot find ("X is not in the mmseg::model registry").
+_NOT_IN_REGISTRY = re.compile(r'(\S+) is not in the .+? registry')
 
 
 def _is_unknown_config_argument(error: TypeError) -> bool:
     """Whether ``error`` is a class built from a config that was given a key it
     does not take (a misspelt ``train_cfg.max_iter``)."""
     return bool(_UNKNOWN_ARGUMENT.search(str(error))) and raised_in(error, BUILD_FROM_CONFIG)
+
+
+def _unknown_config_type(error: BaseException) -> Optional[str]:
+    """The message for a config ``type`` that mmengine's registry does not hold
+    (its KeyError, raised while building from the config), else None."""
+    if not isinstance(error, KeyError) or not raised_in(error, BUILD_FROM_CONFIG):
+        return None
+    match = _NOT_IN_REGISTRY.match(one_line(error))
+    # The innermost build: a loop builds its dataset, a dataset its transforms.
+    registries = [frame.f_locals['registry'] for frame in _frames(error)
+                  if _in_file(frame, BUILD_FROM_CONFIG) and 'registry' in frame.f_locals]
+    if match is None or not registries:
+        return None
+    registry = registries[-1]
+    from .config_checks import unknown_type_message
+    return unknown_type_message(match.group(1), registry)
 
 
 def _frames(error: BaseException) -> Iterator[FrameType]:

@@ -11,7 +11,7 @@ from typing import List, Optional
 
 import torch
 
-from .config_checks import check_training_schedule
+from .config_checks import check_optimizer_type, check_training_schedule
 from .errors import ToolError, one_line, raised_in
 from .launch import add_common_args, build_runner, load_config
 from .resume import (check_fits_before_loading, check_load_from, load_file_at_model_init,
@@ -53,6 +53,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     check_load_from(cfg)
     load_file_at_model_init(cfg)
     runner = build_runner(cfg)
+    check_optimizer_type(cfg)
     # mmengine loads `load_from` / resume checkpoints non-strictly: check the
     # fit first, so a checkpoint of another config fails before training.
     check_fits_before_loading(cfg, runner, cfg.get('load_from'))
