@@ -158,6 +158,11 @@ CASES = [
          r"mean 'Adam'\?",
          check=lambda f: not os.path.exists(os.path.join(f.work('o'), 'iter_4.pth'))
          or pytest.fail('trained')),
+    Case('--launcher pytorch outside torchrun', 'train',
+         lambda f: [LINEAR, '--work-dir', f.work('l'), '--launcher', 'pytorch'],
+         r'--launcher pytorch runs one process of a job started by torchrun, but RANK, .* not '
+         r'set: start it with tools/dist_train\.sh',
+         check=lambda f: not os.path.exists(f.work('l')) or pytest.fail('work dir made')),
     Case('config is a folder', 'train', lambda f: [str(f.root), '--work-dir', f.work('f')],
          r'Config file .* is a folder; give the path of a config file \(a \.py in it\)',
          check=lambda f: not os.path.exists(f.work('f')) or pytest.fail('work dir made')),

@@ -15,7 +15,7 @@ from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 
 from .config_checks import check_runner_key_spelling, head_class_count_mismatch
-from .errors import add_debug_flag
+from .errors import ToolError, add_debug_flag
 from .strategy_checks import check_strategy, uses_fsdp, zero_stage
 
 
@@ -46,6 +46,7 @@ def load_config(args) -> Config:
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     cfg.launcher = args.launcher
+    check_launcher_environment(args.launcher)
     check_runner_key_spelling(cfg, args.config)
     sync_label_checks(cfg)
     mismatch = head_class_count_mismatch(cfg)
@@ -58,6 +59,25 @@ def load_config(args) -> Config:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return cfg
+
+
+# What torchrun sets for every process it starts (env:// rendezvous reads them).
+TORCHRUN_VARIABLES = ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')
+
+
+def check_launcher_environment(launcher: str) -> None:
+    """Stop ``--launcher pytorch`` outside torchrun with what to run instead.
+
+    torch's own error ("environment variable RANK expected, but not set") does
+    not say that the process should have been started by torchrun.
+    """
+    missing = [name for name in TORCHRUN_VARIABLES if name not in os.environ]
+    if launcher == 'pytorch' and missing:
+        raise ToolError(f"--launcher pytorch runs one process of a job started by torchrun, "
+                        f"but {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not "
+                        'set: start it with tools/dist_train.sh CONFIG NUM_PROCS (tools/'
+                        'dist_test.sh CONFIG CHECKPOINT NUM_PROCS), or drop --launcher for one '
+                        'process')
 
 
 def sync_label_checks(cfg: Config, num_classes: Optional[int] = None) -> None:
