@@ -206,6 +206,12 @@ def test_coco_format_dataset_rejects_unknown_category_ids(tmp_path):
     with pytest.raises(ValueError, match=r"metainfo classes \['cat'\] are not categories"):
         CocoFormatDataset(ann_file=write_coco(tmp_path / 'd.json', categories, []),
                           metainfo=dict(classes=('cat',)), pipeline=[])
+    # Not JSON at all (an image given as ann_file): json's message names no file.
+    not_json = tmp_path / 'photo.jpg'
+    not_json.write_bytes(b'\xff\xd8\xff\xe0 not json')
+    with pytest.raises(ValueError, match=r'photo\.jpg is not a COCO annotation file \(JSON\): '
+                                         r'.*; give the instances_\*\.json'):
+        CocoFormatDataset(ann_file=str(not_json), pipeline=[])
 
 
 @pytest.fixture(scope='module')

@@ -74,7 +74,13 @@ class CocoFormatDataset(CocoDataset):
         """Read the categories, check the file, then load as :class:`CocoDataset`."""
         with get_local_path(self.ann_file, backend_args=self.backend_args) as local_path:
             with open(local_path) as f:
-                content = json.load(f)
+                try:
+                    content = json.load(f)
+                except (json.JSONDecodeError, UnicodeDecodeError) as error:
+                    # json's message names neither the file nor what it is.
+                    raise ValueError(f'{self.ann_file} is not a COCO annotation file (JSON): '
+                                     f'{error}; give the instances_*.json of the dataset as '
+                                     'ann_file') from error
         names = [name for _, name in coco_categories(content, self.ann_file)]
         missing = [c for c in self._requested_classes if c not in names]
         if missing:
