@@ -106,6 +106,23 @@ class Files:
         return str(self.root / 'work' / name)
 
 
+def _train_linear(name: str, option: str) -> Callable[[Files], List[str]]:
+    """``tools/train.py`` arguments: the linear smoke config on the sample data, into
+    ``f.work(name)``, with one more ``--cfg-options`` entry."""
+    return lambda f: [LINEAR, '--work-dir', f.work(name), *f.data_options(), option]
+
+
+def _not_made(name: str, what: str) -> Callable[[Files], None]:
+    """The check that the refused run left no ``f.work(name)`` behind."""
+    return lambda f: not os.path.exists(f.work(name)) or pytest.fail(what)
+
+
+def _not_trained(name: str, checkpoint: str) -> Callable[[Files], None]:
+    """The check that the refused run saved no ``checkpoint`` in ``f.work(name)``."""
+    return lambda f: (not os.path.exists(os.path.join(f.work(name), checkpoint))
+                      or pytest.fail('trained'))
+
+
 def _unchanged_existing(files: Files) -> None:
     assert files.existing.read_bytes() == b'keep me'
 
@@ -135,48 +152,42 @@ CASES = [
                     f'load_from={f.root / "nope.pth"}'],
          r'load_from=.*nope\.pth does not exist'),
     Case('misspelt key of the training loop', 'train',
-         lambda f: [LINEAR, '--work-dir', f.work('k'), *f.data_options(), 'train_cfg.max_iterz=4'],
+         _train_linear('k', 'train_cfg.max_iterz=4'),
          r"IterBasedTrainLoop.*unexpected keyword argument 'max_iterz': the config gives this "
          r'class an argument it does not take; check the spelling'),
     Case('a value of the wrong type', 'train',
-         lambda f: [LINEAR, '--work-dir', f.work('v'), *f.data_options(),
-                    'train_cfg.max_iters=abc'],
+         _train_linear('v', 'train_cfg.max_iters=abc'),
          r"IterBasedTrainLoop \(built from the config\): invalid literal for int\(\) with "
          r"base 10: 'abc'"),
     Case('misspelt model type', 'train',
-         lambda f: [LINEAR, '--work-dir', f.work('t'), *f.data_options(),
-                    'model.decode_head.type=FCNHeadd'],
+         _train_linear('t', 'model.decode_head.type=FCNHeadd'),
          r"type 'FCNHeadd' is not in the model registry: no imported package registers a "
          r"class of that name; check its spelling .*; did you mean 'FCNHead'\?",
-         check=lambda f: not os.path.exists(os.path.join(f.work('t'), 'iter_4.pth'))
-         or pytest.fail('trained')),
+         check=_not_trained('t', 'iter_4.pth')),
     # mmengine's optimizer constructor fails in inspect.signature(None) on its own.
     Case('misspelt optimizer type', 'train',
-         lambda f: [LINEAR, '--work-dir', f.work('o'), *f.data_options(),
-                    'optim_wrapper.optimizer.type=AdamQ'],
+         _train_linear('o', 'optim_wrapper.optimizer.type=AdamQ'),
          r"optim_wrapper\.optimizer: type 'AdamQ' is not in the optimizer registry: .*; did you "
          r"mean 'Adam'\?",
-         check=lambda f: not os.path.exists(os.path.join(f.work('o'), 'iter_4.pth'))
-         or pytest.fail('trained')),
+         check=_not_trained('o', 'iter_4.pth')),
     Case('--launcher pytorch outside torchrun', 'train',
          lambda f: [LINEAR, '--work-dir', f.work('l'), '--launcher', 'pytorch'],
          r'--launcher pytorch runs one process of a job started by torchrun, but RANK, .* not '
          r'set: start it with tools/dist_train\.sh',
-         check=lambda f: not os.path.exists(f.work('l')) or pytest.fail('work dir made')),
+         check=_not_made('l', 'work dir made')),
     Case('config is a folder', 'train', lambda f: [str(f.root), '--work-dir', f.work('f')],
          r'Config file .* is a folder; give the path of a config file \(a \.py in it\)',
-         check=lambda f: not os.path.exists(f.work('f')) or pytest.fail('work dir made')),
+         check=_not_made('f', 'work dir made')),
     Case('no training iteration', 'train',
          lambda f: [LINEAR, '--work-dir', f.work('z'), *f.data_options(iters=0)],
          r'linear_internvit-tiny_1xb4-300_ade20k-sample-112x112\.py: train_cfg\.max_iters=0 '
          r'would train no iteration; give a whole number >= 1',
-         check=lambda f: not os.path.exists(f.work('z')) or pytest.fail('work dir made')),
+         check=_not_made('z', 'work dir made')),
     Case('validation interval 0', 'train',
-         lambda f: [LINEAR, '--work-dir', f.work('vi'), *f.data_options(),
-                    'train_cfg.val_interval=0'],
+         _train_linear('vi', 'train_cfg.val_interval=0'),
          r'train_cfg\.val_interval=0 is what the loop divides by to decide when to validate; '
          r'give a whole number >= 1 .*; for no validation during training give one above',
-         check=lambda f: not os.path.exists(f.work('vi')) or pytest.fail('work dir made')),
+         check=_not_made('vi', 'work dir made')),
     Case('data root does not exist', 'train',
          lambda f: [LINEAR, '--work-dir', f.work('d'), *f.data_options(str(f.root / 'no_data'))],
          r'ADE20KDataset \(built from the config\): .*No such file or directory: '
@@ -184,26 +195,24 @@ CASES = [
     Case('misspelt top-level key', 'train', lambda f: [f.misspelt, '--work-dir', f.work('m')],
          r"misspelt\.py: the top-level key 'trian_cfg' is no runner setting and would be "
          r"ignored; did you mean 'train_cfg'\?",
-         check=lambda f: not os.path.exists(f.work('m')) or pytest.fail('work dir made')),
+         check=_not_made('m', 'work dir made')),
     Case('misspelt checkpoint hook argument', 'train',
-         lambda f: [LINEAR, '--work-dir', f.work('h'), *f.data_options(),
-                    'default_hooks.checkpoint.intervall=2'],
+         _train_linear('h', 'default_hooks.checkpoint.intervall=2'),
          r'AtomicCheckpointHook \(default_hooks\.checkpoint\) does not take intervall; check '
          r'the spelling: it takes interval, ',
-         check=lambda f: not os.path.exists(os.path.join(f.work('h'), 'iter_2.pth'))
-         or pytest.fail('trained')),
+         check=_not_trained('h', 'iter_2.pth')),
     Case('compiled blocks with DeepSpeed ZeRO-3', 'train',
          lambda f: [ZERO3, '--work-dir', f.work('c3'), *f.data_options(),
                     'model.backbone.compile=True'],
          r'model\.backbone compile=True cannot be combined with DeepSpeed ZeRO-3: .* Set '
          r'compile=False',
-         check=lambda f: not os.path.exists(f.work('c3')) or pytest.fail('work dir made')),
+         check=_not_made('c3', 'work dir made')),
     Case('compiled blocks under FSDP without use_orig_params', 'train',
          lambda f: [FSDP, '--work-dir', f.work('cf'), *f.data_options(),
                     'model.backbone.compile=True', 'strategy.model_wrapper.use_orig_params=False'],
          r'model\.backbone compile=True under FSDP needs '
          r'strategy\.model_wrapper\.use_orig_params=True',
-         check=lambda f: not os.path.exists(f.work('cf')) or pytest.fail('work dir made')),
+         check=_not_made('cf', 'work dir made')),
     Case('load_from: checkpoint of another config', 'train',
          lambda f: [UPERNET, '--work-dir', f.work('l'), *f.data_options(),
                     f'load_from={f.linear}'],
@@ -247,7 +256,7 @@ CASES = [
          lambda f: [f.two_metrics, f.linear, '--out', f.work('o1'), '--work-dir', f.work('o2')],
          r'--out sets output_dir of the one metric in test_evaluator; .*two_metrics\.py names '
          r'several: give output_dir to the one that should write',
-         check=lambda f: not os.path.exists(f.work('o1')) or pytest.fail('--out made')),
+         check=_not_made('o1', '--out made')),
     Case('truncated checkpoint (inference)', 'infer',
          lambda f: [LINEAR, f.truncated, f.image, '--out-dir', f.work('i1')],
          r'truncated\.pth'),
@@ -260,7 +269,7 @@ CASES = [
     Case('unknown --device', 'infer',
          lambda f: [LINEAR, f.linear, f.image, '--out-dir', f.work('i3'), '--device', 'tpu'],
          r'--device tpu: not a device to run on; use cpu, cuda or cuda:N',
-         check=lambda f: not os.path.exists(f.work('i3')) or pytest.fail('--out-dir made')),
+         check=_not_made('i3', '--out-dir made')),
     Case('a detection config', 'infer',
          lambda f: [DETECTION, f.linear, f.image, '--out-dir', f.work('i4')],
          r"model type 'MaskRCNN' in .*mask-rcnn.* is not an mmseg segmentor: only "
@@ -268,7 +277,7 @@ CASES = [
     Case('the only image does not exist', 'infer',
          lambda f: [LINEAR, f.linear, str(f.root / 'nope.jpg'), '--out-dir', f.work('i5')],
          r'no such image file: .*nope\.jpg; check the path',
-         check=lambda f: not os.path.exists(f.work('i5')) or pytest.fail('--out-dir made')),
+         check=_not_made('i5', '--out-dir made')),
     Case('a DeepSpeed folder', 'convert_checkpoint',
          lambda f: [str(f.broken_zero), str(f.root / 'z.safetensors')],
          r'iter_4\.pth is a DeepSpeed checkpoint folder .*tools/consolidate_checkpoint\.py'),
@@ -279,7 +288,7 @@ CASES = [
     Case('an image given as the checkpoint', 'infer',
          lambda f: [LINEAR, f.image, f.image, '--out-dir', f.work('i')],
          r"photo\.png \(\d+ bytes\) is not a torch checkpoint: it starts with b'\\x89PNG",
-         check=lambda f: not os.path.exists(f.work('i')) or pytest.fail('output made')),
+         check=_not_made('i', 'output made')),
     Case('output exists (no --overwrite)', 'export_onnx',
          lambda f: [LINEAR, f.linear, str(f.existing_onnx)],
          r'existing\.onnx exists; pass --overwrite to replace it',
@@ -315,7 +324,7 @@ CASES = [
     Case('fewer than 16 training images', 'make_few_shot_splits',
          lambda f: ['--data-root', str(f.few_images), '--out-dir', f.work('few')],
          r'images/training has no \.jpg training images; the 1/16 list needs at least 16',
-         check=lambda f: not os.path.exists(f.work('few')) or pytest.fail('written')),
+         check=_not_made('few', 'written')),
     Case('existing lists with other names', 'make_few_shot_splits',
          lambda f: ['--data-root', f.data, '--out-dir', str(f.other_lists)],
          r'other_lists/train_1-\d+\.txt exists with other names; pass --out-dir to write '
