@@ -1,5 +1,6 @@
 """Checks of a loaded config that mmengine and mmseg do not make: settings that
-would be ignored or would quietly change what is measured."""
+would be ignored, would quietly change what is measured, or that mmengine fails
+on without naming them (a training length of 0, a ``type`` no registry holds)."""
 import difflib
 import inspect
 from typing import List, Optional
