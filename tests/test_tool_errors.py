@@ -243,7 +243,7 @@ CASES = [
          r'cannot read .*iter_4\.pth/mp_rank_00_model_states\.pt: .*the DeepSpeed checkpoint '
          r'is incomplete \(a run killed while saving\?\) or damaged'),
     Case('misspelt transform type', 'test',
-         lambda f: [LINEAR, f.linear, *f.data_options(),
+         lambda f: [LINEAR, f.linear, '--work-dir', f.work('t7'), *f.data_options(),
                     'test_dataloader.dataset.pipeline.0.type=LoadImageFromFil'],
          r"type 'LoadImageFromFil' is not in the transform registry: .*; did you mean "
          r"'LoadImageFromFile'\?"),
