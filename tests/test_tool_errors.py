@@ -314,6 +314,8 @@ CASES = [
     Case('output exists (no --overwrite)', 'consolidate_checkpoint',
          lambda f: [f.linear, str(f.existing)],
          r'existing\.safetensors exists; pass --overwrite', check=_unchanged_existing),
+    Case('ROOT is a file', 'make_sample_ade20k', lambda f: [f.a_file],
+         r'ROOT .*a_file\.txt is a file; give a folder \(it is created if needed\)'),
     Case('a foreign ADEChallengeData2016 folder', 'make_sample_ade20k',
          lambda f: [str(f.foreign_root)],
          r'ADEChallengeData2016 exists but has no readable .* marker.*Nothing was written'),

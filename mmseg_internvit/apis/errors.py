@@ -7,6 +7,7 @@ and exit status 2; no traceback unless ``--debug`` is given. Anything else is
 a bug and keeps its traceback.
 """
 import importlib
+import os
 import re
 import sys
 import traceback
@@ -31,6 +32,12 @@ def add_debug_flag(parser) -> None:
     """``--debug``: show the traceback of a user error instead of one line."""
     parser.add_argument('--debug', action='store_true',
                         help='show the full traceback of errors (for bug reports)')
+
+
+def check_folder_argument(flag: str, path: Optional[str]) -> None:
+    """An output-folder argument must not name an existing file."""
+    if path and os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f'{flag} {path} is a file; give a folder (it is created if needed)')
 
 
 def one_line(error: BaseException) -> str:

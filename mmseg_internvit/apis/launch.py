@@ -15,7 +15,7 @@ from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 
 from .config_checks import check_runner_key_spelling, head_class_count_mismatch
-from .errors import ToolError, add_debug_flag
+from .errors import ToolError, add_debug_flag, check_folder_argument
 from .strategy_checks import check_strategy, uses_fsdp, zero_stage
 
 
@@ -111,12 +111,6 @@ def _dicts_in(node):
     elif isinstance(node, (list, tuple)):
         for value in node:
             yield from _dicts_in(value)
-
-
-def check_folder_argument(flag: str, path: Optional[str]) -> None:
-    """An output-folder argument must not name an existing file."""
-    if path and osp.exists(path) and not osp.isdir(path):
-        raise ValueError(f'{flag} {path} is a file; give a folder (it is created if needed)')
 
 
 def build_runner(cfg: Config):

@@ -10,7 +10,7 @@ import argparse
 # Only numpy and Pillow: the builder runs on any machine, without torch.
 from mmseg_internvit.datasets.sample_data import build_sample_ade20k
 
-from .errors import add_debug_flag
+from .errors import add_debug_flag, check_folder_argument
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         argv: Arguments without the program name; ``sys.argv[1:]`` when None.
     """
     args = parse_args(argv)
+    check_folder_argument('ROOT', args.root)
     path = build_sample_ade20k(args.root, num_train=args.num_train, num_val=args.num_val,
                                size=args.size, seed=args.seed)
     print(path)

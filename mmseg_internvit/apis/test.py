@@ -13,9 +13,9 @@ import os
 import os.path as osp
 from typing import List, Optional, Union
 
-from .errors import ToolError
-from .launch import (adapt_for_testing, add_common_args, build_runner, check_folder_argument,
-                     enable_visualization, load_config, unwrapped_model)
+from .errors import ToolError, check_folder_argument
+from .launch import (adapt_for_testing, add_common_args, build_runner, enable_visualization,
+                     load_config, unwrapped_model)
 from .resume import check_fits_before_loading
 
 
