@@ -247,6 +247,13 @@ CASES = [
                     'test_dataloader.dataset.pipeline.0.type=LoadImageFromFil'],
          r"type 'LoadImageFromFil' is not in the transform registry: .*; did you mean "
          r"'LoadImageFromFile'\?"),
+    Case('a name the metric does not know', 'test',
+         lambda f: [LINEAR, f.linear, '--work-dir', f.work('t8'), *f.data_options(),
+                    'test_evaluator.iou_metrics=[mIoUU]'],
+         r"test_evaluator\.iou_metrics names \['mIoUU'\], which IoUMetric does not compute "
+         r'\(it computes mIoU, mDice, mFscore; mmseg would say so only after the whole '
+         r'evaluation ran\)',
+         check=_not_made('t8', 'work dir made')),
     Case('--tta with a config without TTA', 'test',
          lambda f: [DETECTION, f.linear, '--tta', '--work-dir', f.work('t5')],
          r'--tta needs tta_model and tta_pipeline .*mask-rcnn.*has no tta_model or tta_pipeline'),

@@ -68,6 +68,30 @@ def check_optimizer_type(cfg: Config) -> None:
         raise ValueError(f'optim_wrapper.optimizer: {unknown_type_message(name, OPTIMIZERS)}')
 
 
+# What mmseg 1.2's IoUMetric computes; it checks the names only in
+# compute_metrics, after the whole validation or test set has run.
+IOU_METRICS = ('mIoU', 'mDice', 'mFscore')
+
+
+def check_iou_metrics(cfg: Config, config_path: str) -> None:
+    """Stop on an ``IoUMetric`` of ``val_evaluator`` / ``test_evaluator`` whose
+    ``iou_metrics`` names something it does not compute, before any image runs."""
+    for key in ('val_evaluator', 'test_evaluator'):
+        evaluators = cfg.get(key)
+        for metric in evaluators if isinstance(evaluators, (list, tuple)) else [evaluators]:
+            if not isinstance(metric, dict) or \
+                    str(metric.get('type', '')).rsplit('.', 1)[-1] != 'IoUMetric':
+                continue
+            names = metric.get('iou_metrics', ['mIoU'])
+            names = [names] if isinstance(names, str) else list(names)
+            unknown = [name for name in names if name not in IOU_METRICS]
+            if unknown:
+                raise ValueError(f"{config_path}: {key}.iou_metrics names {unknown}, which "
+                                 f"IoUMetric does not compute (it computes {', '.join(IOU_METRICS)}"
+                                 '; mmseg would say so only after the whole evaluation ran): '
+                                 'fix the name in the config or in --cfg-options')
+
+
 def check_training_schedule(cfg: Config, config_path: str) -> None:
     """Stop on a training length or validation interval below 1.
 

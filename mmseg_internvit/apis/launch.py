@@ -14,7 +14,8 @@ from mmengine.dist import is_distributed
 from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 
-from .config_checks import check_runner_key_spelling, head_class_count_mismatch
+from .config_checks import (check_iou_metrics, check_runner_key_spelling,
+                            head_class_count_mismatch)
 from .errors import ToolError, add_debug_flag, check_folder_argument
 from .strategy_checks import check_strategy, uses_fsdp, zero_stage
 
@@ -48,6 +49,7 @@ def load_config(args) -> Config:
     cfg.launcher = args.launcher
     check_launcher_environment(args.launcher)
     check_runner_key_spelling(cfg, args.config)
+    check_iou_metrics(cfg, args.config)
     sync_label_checks(cfg)
     mismatch = head_class_count_mismatch(cfg)
     if mismatch:
