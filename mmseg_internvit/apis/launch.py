@@ -73,8 +73,10 @@ def check_launcher_environment(launcher: str) -> None:
     torch's own error ("environment variable RANK expected, but not set") does
     not say that the process should have been started by torchrun.
     """
+    if launcher != 'pytorch':
+        return
     missing = [name for name in TORCHRUN_VARIABLES if name not in os.environ]
-    if launcher == 'pytorch' and missing:
+    if missing:
         raise ToolError(f"--launcher pytorch runs one process of a job started by torchrun, "
                         f"but {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not "
                         'set: start it with tools/dist_train.sh CONFIG NUM_PROCS (tools/'
